@@ -1,0 +1,62 @@
+# camlog: `make demo` runs the whole system; `make test` runs the whole suite. Both install first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CAMLOG := $(VENV)/bin/camlog
+# Debian packages camlog and its tests use: ffmpeg/ffprobe (independent client checks),
+# chromium (headless playback test), nginx + wrk (serving baseline for the benchmarks).
+APT_PACKAGES := ffmpeg chromium nginx wrk
+APT_BINARIES := ffprobe chromium nginx wrk
+HLSJS := pipeline/playback/static/vendor/hls.min.js
+
+.PHONY: install apt python web maven demo test test-fast bench down clean
+
+install: apt python web maven
+
+apt:
+	@missing=0; for b in $(APT_BINARIES); do command -v $$b >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  SUDO=$$( [ $$(id -u) = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+python: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test,bench]'
+	touch $@
+
+web: $(HLSJS)
+
+$(HLSJS): ops/web/package.json
+	cd ops/web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $(HLSJS))
+	cp ops/web/node_modules/hls.js/dist/hls.min.js $(HLSJS)
+
+maven: python
+	$(CAMLOG) dev fetch
+
+demo: install
+	$(CAMLOG) demo
+
+test: install
+	$(CAMLOG) dev up
+	$(VENV)/bin/pytest
+
+test-fast: python
+	$(VENV)/bin/pytest -m "not services"
+
+bench: install
+	$(CAMLOG) dev up
+	$(PY) -m ops.bench
+
+down:
+	$(CAMLOG) dev down
+
+clean: down
+	$(CAMLOG) dev down --purge
+	rm -rf $(VENV)

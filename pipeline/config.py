@@ -1,0 +1,161 @@
+"""The one typed settings object: defaults, then ``CAMLOG_*`` environment, then CLI overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets as _secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["Settings", "ConfigError", "load_settings"]
+
+_ENV_PREFIX = "CAMLOG_"
+
+
+class ConfigError(ValueError):
+    """A setting has a value camlog cannot use; the message names the variable."""
+
+
+def _parse_replication(raw: str, region: str) -> dict[str, int]:
+    """``"dc1:3,dc2:3"`` → ``{"dc1": 3, "dc2": 3}``; empty means one replica in the local DC."""
+    if not raw.strip():
+        return {region: 1}
+    out: dict[str, int] = {}
+    for part in raw.split(","):
+        dc, _, rf = part.strip().partition(":")
+        if not dc or not rf.isdigit() or int(rf) < 1:
+            raise ConfigError(f"CAMLOG_REPLICATION: expected 'dc:rf[,dc:rf]', got {raw!r}")
+        out[dc] = int(rf)
+    return out
+
+
+def _parse_keys(raw: str) -> dict[str, bytes]:
+    """``"k2=secret2,k1=secret1"`` → ordered key ring (first = signing key); a bare value is kid ``k0``."""
+    ring: dict[str, bytes] = {}
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kid, sep, value = part.partition("=")
+        if not sep:
+            kid, value = "k0", part
+        if not kid.isalnum() or len(value) < 16:
+            raise ConfigError("CAMLOG_SECRET: each key needs an alphanumeric id and >= 16 characters")
+        ring[kid] = value.encode()
+    if not ring:
+        raise ConfigError("CAMLOG_SECRET is empty")
+    return ring
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a camlog process needs to know, validated once at start-up."""
+
+    kafka: str = "127.0.0.1:9092"
+    cassandra: tuple[str, ...] = ("127.0.0.1:9042",)
+    keyspace: str = "camlog"
+    state_dir: Path = Path(".camlog")
+    region: str = "dc1"
+    replication: Mapping[str, int] = field(default_factory=lambda: {"dc1": 1})
+    keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    bridge_addr: str = "127.0.0.1:8080"
+    playback_addr: str = "127.0.0.1:8081"
+    segment_target_s: float = 2.0
+    segment_max_s: float = 6.0
+    live_window: int = 6
+    idle_timeout_s: float = 10.0
+    retention_days: int = 7
+    chunk_max_bytes: int = 1 << 20
+    telemetry: str = "none"  # none | console | otlp | prometheus (comma separated)
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    metrics_port: int = 0  # Prometheus scrape port; 0 = none
+    log_level: str = "INFO"
+
+    @property
+    def signing_kid(self) -> str:
+        """Key id used to sign new tokens (the first key in the ring)."""
+        return next(iter(self.keys))
+
+    @property
+    def cassandra_hosts(self) -> list[tuple[str, int]]:
+        """Contact points as ``(host, port)`` pairs."""
+        out = []
+        for cp in self.cassandra:
+            host, _, port = cp.rpartition(":")
+            out.append((host or cp, int(port) if port.isdigit() else 9042))
+        return out
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (used by tests and CLI overrides)."""
+        return dataclasses.replace(self, **changes)
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: str) -> Any:
+    kind = _FIELD_TYPES[name]
+    try:
+        if kind == "float":
+            return float(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind.startswith("tuple"):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{_ENV_PREFIX}{name.upper()}: {exc}") from None
+    return raw
+
+
+def _dev_secret(state_dir: Path) -> str:
+    """In development a random key is generated once and kept in the state folder."""
+    path = state_dir / "secret"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    value = f"dev={_secrets.token_urlsafe(32)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build settings from defaults, ``CAMLOG_*`` variables, then explicit overrides (CLI flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name in _FIELD_TYPES:
+        if name in ("keys", "replication"):
+            continue
+        raw = env.get(_ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw)
+    values.update({k: v for k, v in overrides.items() if v is not None and k not in ("keys",)})
+    state_dir = values["state_dir"] = Path(values.get("state_dir", Settings.state_dir))
+    region = values.get("region", Settings.region)
+    values["replication"] = _parse_replication(env.get("CAMLOG_REPLICATION", ""), region)
+    raw_secret = env.get("CAMLOG_SECRET") or _dev_secret(state_dir)
+    values["keys"] = overrides.get("keys") or _parse_keys(raw_secret)
+    s = Settings(**values)
+    _validate(s)
+    return s
+
+
+def _validate(s: Settings) -> None:
+    if not 0.2 <= s.segment_target_s <= s.segment_max_s <= 60:
+        raise ConfigError("need 0.2 <= CAMLOG_SEGMENT_TARGET_S <= CAMLOG_SEGMENT_MAX_S <= 60")
+    if not 1 <= s.live_window <= 100:
+        raise ConfigError("CAMLOG_LIVE_WINDOW must be within 1..100")
+    if s.retention_days < 1:
+        raise ConfigError("CAMLOG_RETENTION_DAYS must be >= 1")
+    for part in s.telemetry.split(","):
+        if part.strip() not in ("none", "console", "otlp", "prometheus", ""):
+            raise ConfigError(f"CAMLOG_TELEMETRY: unknown exporter {part!r}")
+    if not s.keyspace.replace("_", "").isalnum():
+        raise ConfigError("CAMLOG_KEYSPACE must be alphanumeric/underscore")

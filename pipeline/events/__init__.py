@@ -1,0 +1,6 @@
+"""The Avro event catalog and its wire codec (single-object encoding)."""
+
+from pipeline.events.catalog import EVENTS, TOPICS, EventType
+from pipeline.events.codec import DecodeError, decode, decode_any, encode
+
+__all__ = ["EVENTS", "TOPICS", "EventType", "DecodeError", "decode", "decode_any", "encode"]

@@ -1,0 +1,1 @@
+"""Cassandra access: one module per table family; ``cluster.connect`` makes the session."""

@@ -1,0 +1,55 @@
+"""One place that turns Settings into a cassandra-driver Session (DC-aware, LOCAL_QUORUM)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+from pipeline.config import Settings
+
+__all__ = ["connect", "aexecute", "LOCAL_ONE_PROFILE"]
+
+#: Execution profile name for reads that may be served by any one local replica (playback hot path).
+LOCAL_ONE_PROFILE = "local_one"
+
+
+def connect(settings: Settings, keyspace: str | None = None, timeout: float = 10.0) -> Session:
+    """Connect to the local DC; default consistency LOCAL_QUORUM, profile ``local_one`` for cheap reads."""
+    policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.region))
+    profiles = {
+        EXEC_PROFILE_DEFAULT: ExecutionProfile(
+            load_balancing_policy=policy, consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            request_timeout=timeout,
+        ),
+        LOCAL_ONE_PROFILE: ExecutionProfile(
+            load_balancing_policy=policy, consistency_level=ConsistencyLevel.LOCAL_ONE,
+            request_timeout=timeout,
+        ),
+    }
+    hosts = settings.cassandra_hosts
+    cluster = Cluster(
+        contact_points=[h for h, _ in hosts], port=hosts[0][1], execution_profiles=profiles,
+        protocol_version=5, connect_timeout=timeout,
+    )
+    return cluster.connect(keyspace)
+
+
+async def aexecute(session: Session, statement: Any, params: Any = None, **kwargs: Any) -> Any:
+    """Run a statement with the driver's async API and await it without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+    rf = session.execute_async(statement, params, **kwargs)
+
+    def ok(rows: Any) -> None:
+        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(rf))
+
+    def err(exc: BaseException) -> None:
+        loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
+
+    rf.add_callbacks(ok, err)
+    await fut
+    return rf.result()

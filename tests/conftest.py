@@ -1,0 +1,103 @@
+"""Shared fixtures: settings, and the real Kafka and Cassandra started by ``camlog dev up``."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from pipeline.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Settings from the environment, as ``make test`` sets it (default ports, state in .camlog)."""
+    return load_settings()
+
+
+def _require_services(settings: Settings) -> None:
+    """Tests marked ``services`` need the stack; start it (or reuse a running one) once."""
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": settings.kafka}).list_topics(timeout=3)
+        from pipeline.store.cluster import connect
+
+        connect(settings, timeout=3).cluster.shutdown()
+        return
+    except Exception:
+        pass
+    if os.environ.get("CAMLOG_TEST_NO_START"):
+        pytest.fail(f"Kafka ({settings.kafka}) or Cassandra ({settings.cassandra}) not reachable")
+    from pipeline.cli import main
+
+    assert main(["dev", "up"]) == 0, "camlog dev up failed"
+
+
+@pytest.fixture(scope="session")
+def services(settings: Settings) -> Settings:
+    """Real Kafka + Cassandra reachable with the topology applied."""
+    _require_services(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def cassandra_session(services: Settings) -> Iterator[Any]:
+    """A driver session on the camlog keyspace (LOCAL_QUORUM by default)."""
+    from pipeline.store.cluster import connect
+
+    session = connect(services, services.keyspace)
+    yield session
+    session.cluster.shutdown()
+
+
+@pytest.fixture
+def stream_id() -> str:
+    """A stream id no other test uses."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def produce(services: Settings) -> Iterator[Callable[..., tuple[int, int]]]:
+    """``produce(topic, value, key=None, headers=None) -> (partition, offset)``, acks=all, synchronous."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": services.kafka, "enable.idempotence": True, "acks": "all"})
+
+    def _produce(topic: str, value: bytes, key: str | bytes | None = None,
+                 headers: list | None = None) -> tuple[int, int]:
+        out: dict = {}
+
+        def cb(err, msg):
+            out["err"], out["msg"] = err, msg
+
+        p.produce(topic, value=value, key=key, headers=headers, on_delivery=cb)
+        p.flush(30)
+        assert out.get("err") is None, out.get("err")
+        return out["msg"].partition(), out["msg"].offset()
+
+    yield _produce
+    p.flush(30)
+
+
+def read_back(settings: Settings, topic: str, partition: int, offset: int, count: int = 1,
+              timeout: float = 30.0) -> list:
+    """Read ``count`` messages from an exact position (no consumer group, no commits)."""
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": settings.kafka, "group.id": f"test-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, offset)])
+    out, deadline = [], time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            msg = c.poll(1.0)
+            if msg is not None and not msg.error():
+                out.append(msg)
+    finally:
+        c.close()
+    return out

@@ -1,0 +1,91 @@
+"""Topology: pure diffing, and apply/diff against the real Kafka and Cassandra."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from pipeline.topology.spec import (
+    TableSpec, TopicSpec, diff_table, diff_topic, effective_topic, load_tables, load_topics, table_cql,
+)
+
+TOPIC = TopicSpec("x", 6, 3, {"retention.ms": "1000", "min.insync.replicas": "2"})
+
+
+def test_declared_topology_names_every_event_topic_and_table():
+    from pipeline.events import TOPICS
+
+    assert set(TOPICS) <= {t.name for t in load_topics()}
+    assert {"segments", "segment_data", "init_segments", "live_manifest", "device_state",
+            "playback_minute", "playback_hour"} <= {t.name for t in load_tables()}
+
+
+@pytest.mark.parametrize("brokers,rf,isr", [(1, 1, "1"), (2, 2, "1"), (3, 3, "2"), (5, 3, "2")])
+def test_replication_is_capped_by_brokers(brokers, rf, isr):
+    eff = effective_topic(TOPIC, brokers)
+    assert eff.replication_factor == rf and eff.config["min.insync.replicas"] == isr
+
+
+def test_topic_diff():
+    assert [c.description for c in diff_topic(TOPIC, None, {})] == ["create (6 partitions, rf 3)"]
+    assert diff_topic(TOPIC, 6, dict(TOPIC.config)) == []
+    changes = diff_topic(TOPIC, 3, {"retention.ms": "5", "min.insync.replicas": "2"})
+    assert [c.description for c in changes] == ["partitions 3 -> 6", "retention.ms = 1000 (was 5)"]
+    shrink = diff_topic(TOPIC, 9, dict(TOPIC.config))
+    assert len(shrink) == 1 and not shrink[0].applicable
+
+
+def test_table_diff_adds_columns_and_never_drops():
+    spec = TableSpec("t", {"k": "text", "v": "int", "s": "bigint static"}, ("k",), (), {"default_time_to_live": 60})
+    assert "PRIMARY KEY ((k))" in table_cql("ks", spec) and "s bigint static" in table_cql("ks", spec)
+    changes = diff_table("ks", spec, {"k": "text", "extra": "int"}, {"default_time_to_live": 60})
+    assert [c for c, _ in changes][0].description == "add column v int"
+    assert [cql for _, cql in changes] == ["ALTER TABLE ks.t ADD v int", "ALTER TABLE ks.t ADD s bigint static"]
+    wrong = diff_table("ks", spec, {"k": "int", "v": "int", "s": "bigint"}, {"default_time_to_live": 0})
+    assert not wrong[0][0].applicable and "ALTER TABLE ks.t WITH default_time_to_live = 60" in [q for _, q in wrong]
+
+
+@pytest.mark.services
+def test_apply_creates_everything_then_is_a_no_op(services, capsys):
+    from pipeline.cli import main
+
+    ks = f"topo_{uuid.uuid4().hex[:8]}"
+    assert main(["topology", "apply", "--cassandra-only", "--into", ks]) == 0
+    assert "change(s)" in capsys.readouterr().out
+    assert main(["topology", "apply", "--into", ks]) == 0
+    assert "no changes" in capsys.readouterr().out
+    assert main(["topology", "diff", "--into", ks]) == 0
+
+    from pipeline.store.cluster import connect
+
+    session = connect(services)
+    try:
+        tables = {r.table_name for r in session.execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name=%s", (ks,))}
+        assert {t.name for t in load_tables()} <= tables
+        rep = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name=%s",
+                              (ks,)).one().replication
+        assert rep["class"].endswith("NetworkTopologyStrategy") and rep[services.region] == "1"
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
+        session.cluster.shutdown()
+
+
+@pytest.mark.services
+def test_diff_detects_a_drifted_topic_and_apply_repairs_it(services, capsys):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    from pipeline.cli import main
+    from pipeline.topology.kafka import admin_client
+
+    admin = admin_client(services)
+    entry = ConfigEntry("retention.ms", "12345", incremental_operation=AlterConfigOpType.SET)
+    for f in admin.incremental_alter_configs(
+            [ConfigResource("topic", "camlog.sessions", incremental_configs=[entry])]).values():
+        f.result(30)
+    assert main(["topology", "diff", "--kafka-only"]) == 1
+    assert "topic camlog.sessions: retention.ms = 2592000000 (was 12345)" in capsys.readouterr().out
+    assert main(["topology", "apply", "--kafka-only"]) == 0
+    assert "changed topic camlog.sessions" in capsys.readouterr().out
+    assert main(["topology", "diff", "--kafka-only"]) == 0
