@@ -1,0 +1,159 @@
+"""Starts and stops camlog's own services as child processes (used by ``camlog demo``, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pipeline.config import Settings
+from pipeline.errors import CamlogError
+
+__all__ = ["Child", "SystemRunner", "METRICS_PORTS", "worker_ready"]
+
+#: Prometheus scrape ports of the demo's processes (documented in the README).
+METRICS_PORTS = {"bridge": 9464, "worker": 9465, "playback": 9466, "camera": 9467}
+
+
+@dataclass
+class Child:
+    """One supervised child process with its log file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start the process in its own process group, output to its log file."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        fh.close()
+
+    @property
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        """Signal the whole process group, then SIGKILL it if it outlives ``timeout``."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        except ProcessLookupError:
+            pass
+
+    def tail(self, n: int = 20) -> str:
+        """The last lines of its log, for error messages."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def worker_ready(settings: Settings, group: str = "camlog-worker") -> bool:
+    """The worker's consumer group is STABLE with members (it owns partitions)."""
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        admin = AdminClient({"bootstrap.servers": settings.kafka})
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
+        return str(desc.state).upper().endswith("STABLE") and len(desc.members) > 0
+    except Exception:
+        return False
+
+
+@dataclass
+class SystemRunner:
+    """Bridge, worker and playback as child processes sharing one settings object via env."""
+
+    settings: Settings
+    log_dir: Path
+    telemetry: str = "prometheus"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)
+
+    def _env(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "CAMLOG_KAFKA": self.settings.kafka,
+            "CAMLOG_CASSANDRA": ",".join(self.settings.cassandra),
+            "CAMLOG_KEYSPACE": self.settings.keyspace,
+            "CAMLOG_STATE_DIR": str(self.settings.state_dir),
+            "CAMLOG_REGION": self.settings.region,
+            "CAMLOG_TELEMETRY": self.telemetry,
+            "CAMLOG_METRICS_PORT": str(METRICS_PORTS.get(name, 0)) if self.telemetry != "none" else "0",
+            "CAMLOG_BRIDGE_ADDR": self.settings.bridge_addr,
+            "CAMLOG_PLAYBACK_ADDR": self.settings.playback_addr,
+            "CAMLOG_IDLE_TIMEOUT_S": str(self.settings.idle_timeout_s),
+            "CAMLOG_SEGMENT_TARGET_S": str(self.settings.segment_target_s),
+            "CAMLOG_SEGMENT_MAX_S": str(self.settings.segment_max_s),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def spawn(self, name: str, *args: str) -> Child:
+        """Start ``camlog <args>`` as child ``name``."""
+        child = Child(name, [sys.executable, "-m", "pipeline", *args], self._env(name),
+                      self.log_dir / f"{name}.log")
+        child.start()
+        self.children.append(child)
+        return child
+
+    def wait(self, what: str, ready: Callable[[], bool], timeout: float = 90.0,
+             child: Child | None = None) -> None:
+        """Poll ``ready`` until true; fail with the child's log tail if it dies or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            if child is not None and not child.alive:
+                raise CamlogError(f"{what} exited early:\n{child.tail()}")
+            time.sleep(0.3)
+        tail = child.tail() if child else ""
+        raise CamlogError(f"{what} not ready after {timeout:.0f}s\n{tail}")
+
+    def start_services(self) -> None:
+        """Start bridge, worker and playback and wait until each is really ready."""
+        bridge = self.spawn("bridge", "bridge")
+        worker = self.spawn("worker", "worker")
+        playback = self.spawn("playback", "playback")
+        self.wait("bridge", lambda: _http_ok(f"http://{self.settings.bridge_addr}/readyz"), child=bridge)
+        self.wait("playback", lambda: _http_ok(f"http://{self.settings.playback_addr}/readyz"),
+                  child=playback)
+        self.wait("worker", lambda: worker_ready(self.settings), timeout=120, child=worker)
+
+    def stop(self) -> None:
+        """Stop every child, newest first."""
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+    def __enter__(self) -> "SystemRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
