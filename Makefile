@@ -3,10 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CAMLOG := $(VENV)/bin/camlog
-# Debian packages camlog and its tests use: ffmpeg/ffprobe (independent client checks),
-# chromium (headless playback test), nginx + wrk (serving baseline for the benchmarks).
-APT_PACKAGES := ffmpeg chromium nginx wrk
-APT_BINARIES := ffprobe chromium nginx wrk
+# Debian packages camlog and its tests use, as binary:package. ffmpeg/ffprobe (independent
+# client checks), chromium (headless playback test), nginx + wrk (serving baseline for the
+# benchmarks), Java 17 + Maven (Kafka and Cassandra from Maven Central), npm (hls.js).
+APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm
 HLSJS := pipeline/playback/static/vendor/hls.min.js
 
 .PHONY: install apt python web maven demo test test-fast bench down clean
@@ -14,12 +14,12 @@ HLSJS := pipeline/playback/static/vendor/hls.min.js
 install: apt python web maven
 
 apt:
-	@missing=0; for b in $(APT_BINARIES); do command -v $$b >/dev/null || missing=1; done; \
-	if [ $$missing = 1 ]; then \
-	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	@pkgs=""; for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || pkgs="$$pkgs $${need#*:}"; done; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "installing Debian packages:$$pkgs"; \
 	  SUDO=$$( [ $$(id -u) = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$pkgs; \
 	fi
 
 python: $(VENV)/.installed

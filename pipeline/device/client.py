@@ -1,0 +1,191 @@
+"""The device SDK: uploads encoded packets as framed chunks, in order, with durable acks.
+
+Policy, in short:
+* one chunk in flight per stream, so the bridge sees seqs in order;
+* transient failures (connection errors, 5xx, 429) are retried forever with exponential
+  backoff and jitter (``Retry-After`` honoured); the chunk keeps its seq, so a retry is safe;
+* while the bridge is unreachable chunks wait in a bounded buffer; when it is full the **oldest
+  whole GOP** is dropped (chunks up to the next keyframe chunk), so what remains still starts at a
+  keyframe; ``stats.dropped_chunks``/``dropped_frames`` count it and the bridge records the gap;
+* permanent refusals (400/401/403/413/415/422) drop that chunk and count it in ``stats.rejected``;
+  a 409 (seq behind the bridge) means it was already persisted earlier and is dropped too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pipeline.ingest.framing import Chunk, Frame, encode_chunk
+
+__all__ = ["UploadStats", "ChunkUploader", "packet_frame"]
+
+AckCallback = Callable[[int, dict[str, Any]], None]
+_PERMANENT = {400, 401, 403, 404, 409, 413, 415, 422}
+
+
+@dataclass
+class UploadStats:
+    """Counters a device (and the camera progress line) reports."""
+
+    sent: int = 0
+    acked: int = 0
+    acked_frames: int = 0
+    retries: int = 0
+    rejected: int = 0
+    dropped_chunks: int = 0
+    dropped_frames: int = 0
+    last_error: str = ""
+    ack_ms: list[float] = field(default_factory=list)
+
+
+def packet_frame(packet: Any, timescale: int = 90000) -> Frame:
+    """A PyAV packet (Annex-B H.264/H.265) as a framing ``Frame`` in ``timescale`` units."""
+    tb = packet.time_base
+    pts = int(packet.pts * tb * timescale)
+    dts = int((packet.dts if packet.dts is not None else packet.pts) * tb * timescale)
+    return Frame(pts, min(dts, pts), bool(packet.is_keyframe), bytes(packet))
+
+
+class ChunkUploader:
+    """Uploads one stream's chunks through a shared ``aiohttp.ClientSession``."""
+
+    def __init__(self, session: Any, bridge_url: str, stream_id: str,
+                 token: str | Callable[[], str], *,
+                 codec: str = "H264", timescale: int = 90000, chunk_frames: int = 1,
+                 max_buffer_chunks: int = 2000, backoff_s: float = 0.1, backoff_max_s: float = 5.0,
+                 on_ack: AckCallback | None = None, first_seq: int = 0,
+                 now: Callable[[], float] = time.time, keep_latencies: bool = False):
+        self.session, self.stream_id, self.token = session, stream_id, token
+        self.url = f"{bridge_url.rstrip('/')}/v1/streams/{stream_id}/chunks"
+        self.codec, self.timescale, self.chunk_frames = codec, timescale, chunk_frames
+        self.max_buffer_chunks = max_buffer_chunks
+        self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
+        self.on_ack, self.now, self.keep_latencies = on_ack, now, keep_latencies
+        self.stats = UploadStats()
+        self._seq = first_seq
+        self._open: list[Frame] = []
+        self._open_time = 0
+        self._buffer: deque[Chunk] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._inflight: Chunk | None = None
+
+    def _token(self) -> str:
+        """The bearer token; a callable is asked on every request so it can renew before expiry."""
+        return self.token() if callable(self.token) else self.token
+
+    # -- producer side -------------------------------------------------------------------------
+    def add_frame(self, frame: Frame, producer_time_us: int | None = None) -> None:
+        """Queue one access unit; a keyframe always starts a new chunk."""
+        if frame.keyframe and self._open:
+            self._flush()
+        if not self._open:
+            self._open_time = producer_time_us if producer_time_us is not None else int(
+                self.now() * 1_000_000)
+        self._open.append(frame)
+        if len(self._open) >= self.chunk_frames:
+            self._flush()
+
+    def add_packet(self, packet: Any) -> None:
+        """Queue a PyAV packet."""
+        self.add_frame(packet_frame(packet, self.timescale))
+
+    def _flush(self) -> None:
+        chunk = Chunk(self._seq, self.codec, self.timescale, self._open_time, tuple(self._open))
+        self._seq += 1
+        self._open = []
+        self._buffer.append(chunk)
+        if len(self._buffer) > self.max_buffer_chunks:
+            self._drop_oldest_gop()
+        self._wake.set()
+
+    def _drop_oldest_gop(self) -> None:
+        """Drop from the head (never the chunk in flight) up to the next keyframe chunk."""
+        start = 1 if self._buffer and self._buffer[0] is self._inflight else 0
+        i = start
+        while i < len(self._buffer) and (i == start or not self._buffer[i].frames[0].keyframe):
+            i += 1
+        if i == len(self._buffer):  # no later keyframe: drop just one chunk
+            i = start + 1
+        for _ in range(start, i):
+            victim = self._buffer[start]
+            del self._buffer[start]
+            self.stats.dropped_chunks += 1
+            self.stats.dropped_frames += len(victim.frames)
+
+    @property
+    def buffered(self) -> int:
+        """Chunks waiting (including the one in flight)."""
+        return len(self._buffer)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Flush the open chunk and wait (up to ``timeout``) until everything is acknowledged."""
+        if self._open:
+            self._flush()
+        self._closing = True
+        self._wake.set()
+        deadline = None if timeout is None else self.now() + timeout
+        while self._buffer and (deadline is None or self.now() < deadline):
+            await asyncio.sleep(0.02)
+
+    # -- upload loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Upload forever (cancel to stop); one chunk in flight, retried until settled."""
+        while True:
+            if not self._buffer:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            chunk = self._inflight = self._buffer[0]
+            body = encode_chunk(chunk)
+            delay = self.backoff_s
+            while True:
+                outcome, retry_after = await self._post(chunk, body)
+                if outcome != "retry":
+                    break
+                self.stats.retries += 1
+                wait = retry_after if retry_after is not None else delay * (0.5 + random.random())
+                await asyncio.sleep(min(wait, self.backoff_max_s))
+                delay = min(delay * 2, self.backoff_max_s)
+            if self._buffer and self._buffer[0] is chunk:
+                self._buffer.popleft()
+            self._inflight = None
+
+    async def _post(self, chunk: Chunk, body: bytes) -> tuple[str, float | None]:
+        import aiohttp
+
+        t0 = self.now()
+        self.stats.sent += 1
+        try:
+            async with self.session.post(
+                self.url, data=body,
+                headers={"Authorization": f"Bearer {self._token()}",
+                         "Content-Type": "application/vnd.camlog.chunk.v1"},
+            ) as resp:
+                status = resp.status
+                try:
+                    payload = await resp.json(content_type=None)
+                except ValueError:
+                    payload = {}
+                retry_after = resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            self.stats.last_error = type(exc).__name__
+            return "retry", None
+        if status == 200:
+            self.stats.acked += 1
+            self.stats.acked_frames += len(chunk.frames)
+            if self.keep_latencies:
+                self.stats.ack_ms.append((self.now() - t0) * 1000)
+            if self.on_ack:
+                self.on_ack(chunk.seq, payload)
+            return "ok", None
+        self.stats.last_error = f"{status} {payload.get('problem', '')}"
+        if status in _PERMANENT:
+            self.stats.rejected += 1
+            return "rejected", None
+        return "retry", float(retry_after) if retry_after and retry_after.isdigit() else None

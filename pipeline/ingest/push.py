@@ -1,0 +1,177 @@
+"""``POST /v1/streams/{id}/ingest``: a chunked MPEG-TS body demuxed on the fly by PyAV.
+
+The request body feeds a bounded queue read by a demux thread through a file-like object (no
+temp files); each video access unit becomes a one-frame chunk submitted in order through the
+same path as SDK chunks. Frames before the first keyframe are skipped and counted; the end of
+the body ends the session. Seqs start at the bridge clock in µs (so they keep increasing across
+pushes and restarts); timestamps are rescaled to 90 kHz; a pushing encoder has no device clock
+in the request, so ``producer_time`` is the bridge's arrival time of the first keyframe plus
+the pts elapsed since it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import queue
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+
+from pipeline.ingest.bridge import Bridge
+from pipeline.ingest.framing import Chunk, Frame
+from pipeline.ingest.problems import IngestError
+
+__all__ = ["push_handler", "BodyFeed"]
+
+_CODECS = {"h264": "H264", "hevc": "H265"}
+_WINDOW = 64  # chunks in flight to Kafka per push
+
+
+class BodyFeed(io.RawIOBase):
+    """A read-only file whose bytes arrive from another thread; bounded, blocking, EOF on None."""
+
+    def __init__(self, max_parts: int = 32):
+        self._q: queue.Queue[bytes | None] = queue.Queue(max_parts)
+        self._buf = b""
+        self._eof = False
+        self.stop = threading.Event()
+
+    def readable(self) -> bool:
+        """Yes: PyAV reads from it."""
+        return True
+
+    def feed(self, data: bytes | None, timeout: float | None = None) -> None:
+        """Called by the producer side (blocks while the queue is full); None marks the end."""
+        self._q.put(data, timeout=timeout)
+
+    def readinto(self, b: Any) -> int:
+        """Fill ``b`` with what is available, waiting for at least one byte or the end."""
+        while not self._buf and not self._eof:
+            if self.stop.is_set():
+                return 0
+            try:
+                part = self._q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if part is None:
+                self._eof = True
+            else:
+                self._buf = part
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _demux(feed: BodyFeed, emit: Any) -> None:
+    """Thread body: open the TS, emit ``(codec, pts, dts, key, data)`` per video packet."""
+    import av
+
+    try:
+        with av.open(feed, mode="r", format="mpegts",
+                     options={"probesize": "65536", "analyzeduration": "500000"}) as container:
+            if not container.streams.video:
+                raise IngestError(415, "unsupported_codec", "the MPEG-TS has no video stream")
+            video = container.streams.video[0]
+            codec = _CODECS.get(video.codec_context.name)
+            if codec is None:
+                raise IngestError(415, "unsupported_codec",
+                                  f"codec {video.codec_context.name!r} is not H.264 or H.265")
+            scale = video.time_base
+            for pkt in container.demux(video):
+                if pkt.size == 0 or pkt.pts is None:
+                    continue
+                dts = pkt.dts if pkt.dts is not None else pkt.pts
+                to90k = (lambda t: int(t * scale * 90000))
+                if not emit((codec, to90k(pkt.pts), to90k(dts), pkt.is_keyframe, bytes(pkt))):
+                    return
+    except IngestError as exc:
+        emit(exc)
+    except Exception as exc:  # PyAV/FFmpeg errors on garbage input
+        if not feed.stop.is_set():
+            emit(IngestError(400, "bad_stream", f"MPEG-TS could not be demuxed: {exc}"))
+    emit(None)
+
+
+async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
+                       max_frame_bytes: int = 1 << 20) -> web.Response:
+    """Run one push to its end; answer with counts once every chunk is persisted."""
+    loop = asyncio.get_running_loop()
+    feed = BodyFeed()
+    items: asyncio.Queue = asyncio.Queue(64)
+
+    def emit(item: Any) -> bool:
+        fut = asyncio.run_coroutine_threadsafe(items.put(item), loop)
+        while not feed.stop.is_set():
+            try:
+                fut.result(0.5)
+                return True
+            except concurrent.futures.TimeoutError:
+                continue
+        fut.cancel()
+        return False
+
+    async def pump() -> None:
+        try:
+            async for data in request.content.iter_chunked(65536):
+                while True:  # wait for room without blocking the loop
+                    try:
+                        feed.feed(data, timeout=0)
+                        break
+                    except queue.Full:
+                        await asyncio.sleep(0.005)
+        finally:
+            await asyncio.to_thread(feed.feed, None)
+
+    st = bridge.table.get(stream_id)
+    seq = max((st.last_seq + 1) if st and st.last_seq is not None else 0,
+              int(time.time() * 1_000_000))
+    thread = threading.Thread(target=_demux, args=(feed, emit), name=f"demux-{stream_id}",
+                              daemon=True)
+    thread.start()
+    pumper = asyncio.create_task(pump())
+    inflight: deque[asyncio.Future] = deque()
+    frames = skipped = 0
+    started = False
+    t0 = bridge.now()
+    pts0: int | None = None
+    try:
+        while True:
+            item = await items.get()
+            if item is None:
+                break
+            if isinstance(item, IngestError):
+                raise item
+            codec, pts, dts, key, data = item
+            if not started and not key:
+                skipped += 1
+                continue
+            started = True
+            if len(data) > max_frame_bytes:
+                raise IngestError(413, "too_large",
+                                  f"an access unit of {len(data)} bytes exceeds {max_frame_bytes}")
+            pts0 = pts if pts0 is None else pts0
+            producer_time = int((t0 + (pts - pts0) / 90000) * 1_000_000)
+            chunk = Chunk(seq, codec, 90000, producer_time, (Frame(pts, min(dts, pts), key, data),))
+            seq += 1
+            frames += 1
+            inflight.append(asyncio.ensure_future(
+                bridge.submit(stream_id, chunk, received=bridge.now(), source="PUSH")))
+            if len(inflight) >= _WINDOW:
+                await inflight.popleft()
+        while inflight:
+            await inflight.popleft()
+    finally:
+        feed.stop.set()
+        pumper.cancel()
+        for f in inflight:
+            f.cancel()
+        await asyncio.to_thread(thread.join, 5)
+        await bridge.end_session(stream_id, "push ended", skipped_before_keyframe=str(skipped))
+    return web.json_response({"status": "ended", "stream_id": stream_id, "frames": frames,
+                              "skipped_before_keyframe": skipped, "last_seq": seq - 1})
