@@ -136,15 +136,19 @@ class SystemRunner:
         tail = child.tail() if child else ""
         raise CamlogError(f"{what} not ready after {timeout:.0f}s\n{tail}")
 
-    def start_services(self) -> None:
-        """Start bridge, worker and playback and wait until each is really ready."""
+    def start_services(self, worker_args: tuple[str, ...] = (),
+                       group: str = "camlog-worker") -> None:
+        """Start bridge, worker and playback and wait until each is really ready.
+
+        ``worker_args`` go to ``camlog worker`` (e.g. ``--app-id``); ``group`` is its consumer group.
+        """
         bridge = self.spawn("bridge", "bridge")
-        worker = self.spawn("worker", "worker")
+        worker = self.spawn("worker", "worker", *worker_args)
         playback = self.spawn("playback", "playback")
         self.wait("bridge", lambda: _http_ok(f"http://{self.settings.bridge_addr}/readyz"), child=bridge)
         self.wait("playback", lambda: _http_ok(f"http://{self.settings.playback_addr}/readyz"),
                   child=playback)
-        self.wait("worker", lambda: worker_ready(self.settings), timeout=120, child=worker)
+        self.wait("worker", lambda: worker_ready(self.settings, group), timeout=120, child=worker)
 
     def stop(self) -> None:
         """Stop every child, newest first."""

@@ -1,0 +1,156 @@
+"""JSON routes: stream listing with device state, player beacons, health and readiness."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from aiohttp import web
+
+from pipeline.auth.tokens import TokenError, verify
+from pipeline.playback.app import CONTEXT, Context, authorize, viewer_id
+from pipeline.playback.errors import Problem
+from pipeline.playback.params import check_id, parse_limit
+from pipeline.views.device_state import effective_online
+
+__all__ = ["add_routes", "viewer_filter", "stream_json"]
+
+_BEACON_FIELDS = {"startup_ms": float, "rebuffers": int, "error": str}
+
+
+def viewer_filter(ctx: Context, request: web.Request) -> Callable[[str], bool]:
+    """For a valid viewer token (any stream), a predicate telling which streams it covers.
+
+    Uses only ``tokens.verify``: a 403 for the empty stream id means signature, kind and expiry
+    all passed, and each row is then checked with the same local HMAC (microseconds each).
+    """
+    auth = request.headers.get("Authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else request.query.get("token")
+    now = ctx.now()
+    try:
+        verify(ctx.keys, token, "viewer", "", now)  # only a "*" scope covers ""
+        return lambda sid: True
+    except TokenError as exc:
+        if exc.status != 403:
+            raise Problem(exc.status, exc.problem, exc.detail) from None
+
+    def allowed(sid: str) -> bool:
+        try:
+            verify(ctx.keys, token, "viewer", sid, now)
+            return True
+        except TokenError:
+            return False
+    return allowed
+
+
+def _iso(us: int | None) -> str | None:
+    if not us:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us / 1e6)) + f".{us // 1000 % 1000:03d}Z"
+
+
+def stream_json(row: dict[str, Any], now_us: int, idle_us: int) -> dict[str, Any]:
+    """The public shape of one stream's device state."""
+    sid = row["stream_id"]
+    return {
+        "stream_id": sid,
+        "online": effective_online(row, now_us, idle_us),
+        "codec": row.get("codec") or "",
+        "width": row.get("width") or 0,
+        "height": row.get("height") or 0,
+        "fps": round(float(row.get("fps") or 0.0), 2),
+        "bitrate": int(row.get("bitrate") or 0),
+        "last_seen": _iso(row.get("last_seen")),
+        "last_seen_us": row.get("last_seen") or 0,
+        "connected_since": _iso(row.get("connected_since")),
+        "segments": int(row.get("segments") or 0),
+        "gaps": int(row.get("gaps") or 0),
+        "links": {
+            "live": f"/v1/streams/{sid}/live.m3u8",
+            "thumbnail": f"/v1/streams/{sid}/thumbnail.jpg",
+            "watch": f"/watch/{sid}",
+        },
+    }
+
+
+async def streams(request: web.Request) -> web.Response:
+    """GET /v1/streams?limit=&cursor= — the streams this token may see, with device state."""
+    ctx = request.app[CONTEXT]
+    allowed = viewer_filter(ctx, request)
+    limit = parse_limit(request.query.get("limit"), 50, 500)
+    cursor = request.query.get("cursor")
+    try:
+        rows, nxt = await ctx.source.list_streams(limit, cursor)
+    except ValueError:
+        raise Problem(400, "bad_cursor", "cursor is not one this server issued") from None
+    now_us = int(ctx.now() * 1_000_000)
+    idle_us = int(ctx.idle_timeout_s * 1_000_000)
+    items = [stream_json(r, now_us, idle_us) for r in rows if allowed(r["stream_id"])]
+    items.sort(key=lambda s: s["stream_id"])
+    return web.json_response({"streams": items, "next_cursor": nxt},
+                             headers={"Cache-Control": "private, max-age=2"})
+
+
+async def stream(request: web.Request) -> web.Response:
+    """GET /v1/streams/{stream_id} — one stream's device state."""
+    ctx = request.app[CONTEXT]
+    sid = request.match_info["stream_id"]
+    row = await ctx.source.device_state(sid)
+    if row is None:
+        raise Problem(404, "unknown_stream", "no such stream")
+    now_us = int(ctx.now() * 1_000_000)
+    return web.json_response(stream_json(row, now_us, int(ctx.idle_timeout_s * 1e6)),
+                             headers={"Cache-Control": "private, max-age=2"})
+
+
+async def beacon(request: web.Request) -> web.Response:
+    """POST /v1/beacons — a player's report (startup time, rebuffers, error) becomes an event."""
+    ctx = request.app[CONTEXT]
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(400, "bad_json", "body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "bad_json", "body must be a JSON object")
+    sid = check_id(str(body.get("stream_id", "")), "stream id")
+    authorize(request, sid)
+    fields: dict[str, Any] = {}
+    for name, kind in _BEACON_FIELDS.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        try:
+            value = kind(value)
+        except (TypeError, ValueError):
+            raise Problem(400, "bad_beacon", f"{name} must be a {kind.__name__}") from None
+        if kind is str:
+            value = value[:500]
+        elif not 0 <= value < 1e9:
+            raise Problem(400, "bad_beacon", f"{name} out of range")
+        fields[name] = value
+    ctx.record(sid, "BEACON", viewer=viewer_id(request), **fields)
+    return web.json_response({"accepted": True}, status=202)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: started, and a local Cassandra replica answers."""
+    ctx = request.app[CONTEXT]
+    ok = ctx.ready and await ctx.source.ping()
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+    if ctx.events is not None:
+        body["events"] = {"sent": ctx.events.sent, "dropped": ctx.events.dropped}
+    return web.json_response(body, status=200 if ok else 503)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the JSON routes."""
+    app.router.add_get("/v1/streams", streams)
+    app.router.add_get("/v1/streams/{stream_id}", stream)
+    app.router.add_post("/v1/beacons", beacon)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

@@ -1,0 +1,209 @@
+"""The playback aiohttp application: middlewares (problems, tokens, access log) and routes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from opentelemetry import metrics, trace
+
+from pipeline.auth.tokens import TokenError, verify
+from pipeline.playback.cache import ByteCache
+from pipeline.playback.errors import Problem, problem_body
+from pipeline.playback.events import EventSink
+from pipeline.playback.grants import Grants
+from pipeline.playback.params import check_id
+from pipeline.playback.source import Source
+
+__all__ = ["Context", "CONTEXT", "TOKEN", "VIEWER", "authorize", "build_app", "AccessLogger",
+           "viewer_id"]
+
+log = logging.getLogger("camlog.playback")
+CONTEXT: web.AppKey["Context"] = web.AppKey("context")
+TOKEN: web.RequestKey[str] = web.RequestKey("token", str)
+VIEWER: web.RequestKey[str] = web.RequestKey("viewer", str)
+
+# Paths that need no token: probes, the HTML pages (they carry no data; their API calls do) and
+# the static player files.
+_OPEN = ("/healthz", "/readyz", "/static/", "/watch/", "/favicon.ico")
+
+
+@dataclass
+class Context:
+    """What every handler needs: settings values, the source, caches, the event sink, a clock."""
+
+    keys: Any
+    source: Source
+    events: EventSink | None = None
+    now: Callable[[], float] = time.time
+    region: str = ""
+    segment_target_s: float = 2.0
+    idle_timeout_s: float = 10.0
+    max_range_s: int = 6 * 3600
+    max_clip_s: int = 600
+    cache: ByteCache = field(default_factory=lambda: ByteCache(256 << 20))
+    grants: Grants | None = None
+    ready: bool = False
+
+    def __post_init__(self) -> None:
+        if self.grants is None:
+            self.grants = Grants(now=self.now)
+
+    def record(self, stream_id: str, kind: str, **fields: Any) -> None:
+        """Queue a playback event; a missing sink or a full queue never fails the request."""
+        if self.events is not None:
+            self.events.record(stream_id, kind, **fields)
+
+
+def viewer_id(request: web.Request) -> str:
+    """Pseudonymous viewer id for events: a hash of the token, never the token itself."""
+    return request.get(VIEWER, "")
+
+
+def _token_of(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.query.get("token")
+
+
+def authorize(request: web.Request, stream_id: str) -> None:
+    """Check the viewer token for ``stream_id`` locally (HMAC, no network); raise a Problem."""
+    ctx = request.app[CONTEXT]
+    token = _token_of(request)
+    if not (token and ctx.grants.allowed(token, stream_id)):  # type: ignore[union-attr]
+        try:
+            claims = verify(ctx.keys, token, "viewer", stream_id, ctx.now())
+        except TokenError as exc:
+            raise Problem(exc.status, exc.problem, exc.detail) from None
+        ctx.grants.remember(token, stream_id, claims.exp)  # type: ignore[union-attr, arg-type]
+    request[TOKEN] = token or ""
+    request[VIEWER] = hashlib.blake2b((token or "").encode(), digest_size=8).hexdigest()
+
+
+_tracer = trace.get_tracer("camlog.playback")
+_meter = metrics.get_meter("camlog.playback")
+_latency = _meter.create_histogram("camlog.playback.request_duration", unit="ms",
+                                   description="time to the response headers, by route")
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+    """The one place where errors become JSON problem bodies (RFC 9457); one span per request."""
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    t0 = time.perf_counter()
+    with _tracer.start_as_current_span(
+            f"{request.method} {name}", kind=trace.SpanKind.SERVER,
+            record_exception=False, set_status_on_exception=False) as span:
+        resp = await _problems(request, handler)
+        span.set_attribute("http.response.status_code", resp.status)
+        _latency.record((time.perf_counter() - t0) * 1000,
+                        {"route": name, "status": resp.status // 100 * 100})
+        return resp
+
+
+async def _problems(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
+    try:
+        return await handler(request)
+    except Problem as p:
+        return _problem_response(p, request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _problem_response(Problem(exc.status, exc.reason.lower().replace(" ", "_")), request)
+    except Exception:
+        log.exception("unhandled error on %s", request.path)
+        return _problem_response(Problem(500, "internal_error", "see server logs"), request)
+
+
+def _problem_response(p: Problem, request: web.Request) -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if p.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="camlog"'
+    if p.status == 416 and "size" in p.extra:
+        headers["Content-Range"] = f"bytes */{p.extra['size']}"
+    return web.json_response(problem_body(p, request.path), status=p.status, headers=headers,
+                             content_type="application/problem+json")
+
+
+@web.middleware
+async def stream_auth(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]
+) -> Any:
+    """Every ``/v1/streams/{stream_id}/...`` route: valid id, then a token for that stream."""
+    sid = request.match_info.get("stream_id")
+    if sid is not None:
+        check_id(sid, "stream id")
+        authorize(request, sid)
+    return await handler(request)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Access log lines with the path only: the query (it may hold ``token=``) is never logged."""
+
+    @property
+    def enabled(self) -> bool:
+        """aiohttp skips ``log`` entirely when the logger would drop the line."""
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """One line per request: method, path, status, bytes, milliseconds."""
+        self.logger.info(
+            "%s %s %s %s %.1fms", request.method, request.rel_url.path, response.status,
+            response.body_length, time * 1000.0,
+        )
+
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",  # tokens, not cookies, authorize: any page may embed
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag, Accept-Ranges",
+}
+_PREFLIGHT = {
+    **_CORS,
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Range, If-None-Match, If-Range, Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith("/v1/"):
+        response.headers.update(_CORS)
+
+
+async def _preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers=_PREFLIGHT)
+
+
+def build_app(ctx: Context) -> web.Application:
+    """The application with every route; ``ctx.source`` and ``ctx.events`` start with it."""
+    from pipeline.playback import api, media, pages, playlists
+
+    app = web.Application(middlewares=[problems, stream_auth], client_max_size=64 << 10)
+    app[CONTEXT] = ctx
+    app.on_response_prepare.append(_cors)
+    app.router.add_route("OPTIONS", "/v1/{tail:.*}", _preflight)
+    api.add_routes(app)
+    playlists.add_routes(app)
+    media.add_routes(app)
+    pages.add_routes(app)
+
+    async def lifecycle(app: web.Application) -> Any:
+        await ctx.source.start()
+        if ctx.events is not None:
+            ctx.events.start()
+        ctx.ready = True
+        yield
+        ctx.ready = False
+        if ctx.events is not None:
+            ctx.events.close()
+        await ctx.source.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,80 @@
+"""``camlog playback``: run the playback service (HLS, clips, thumbnails, pages)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+
+from pipeline.config import Settings
+from pipeline.errors import CliError
+
+__all__ = ["register", "build_context"]
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the playback arguments."""
+    parser.add_argument("--addr", help="host:port to listen on (default Settings.playback_addr)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes sharing the port with SO_REUSEPORT (default 1)")
+    parser.add_argument("--cache-mb", type=int, default=256,
+                        help="in-process cache for manifests, segments and thumbnails, in MiB")
+    parser.add_argument("--max-range", type=int, default=6 * 3600,
+                        help="longest VOD range in seconds (default 6 h)")
+    parser.add_argument("--max-clip", type=int, default=600,
+                        help="longest clip in seconds (default 10 min)")
+    parser.add_argument("--no-events", action="store_true",
+                        help="do not produce playback events to Kafka")
+    parser.set_defaults(func=run)
+
+
+def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 * 3600,
+                  max_clip_s: int = 600, events: bool = True):  # -> Context
+    """The service's context from settings (nothing connects until the app starts)."""
+    from pipeline.playback.app import Context
+    from pipeline.playback.cache import ByteCache
+    from pipeline.playback.events import EventSink
+    from pipeline.playback.source import CassandraSource
+
+    sink = EventSink(settings.kafka, region=settings.region) if events else None
+    return Context(
+        keys=settings.keys, source=CassandraSource(settings), events=sink,
+        region=settings.region, segment_target_s=settings.segment_target_s,
+        idle_timeout_s=settings.idle_timeout_s, max_range_s=max_range_s, max_clip_s=max_clip_s,
+        cache=ByteCache(cache_mb << 20),
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve until interrupted."""
+    import logging
+
+    from aiohttp import web
+
+    from pipeline.playback.app import AccessLogger, build_app
+    from pipeline.telemetry import setup
+
+    host, _, port = (args.addr or settings.playback_addr).rpartition(":")
+    if not port.isdigit():
+        raise CliError(f"--addr must be host:port, got {args.addr!r}")
+    if not 1 <= args.workers <= 64:
+        raise CliError("--workers must be within 1..64")
+    children = []
+    for _ in range(args.workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            children = []
+            break
+        children.append(pid)
+    setup("camlog-playback", settings)
+    ctx = build_context(settings, args.cache_mb, args.max_range, args.max_clip, not args.no_events)
+    try:
+        web.run_app(build_app(ctx), host=host or "127.0.0.1", port=int(port),
+                    access_log=logging.getLogger("camlog.playback.access"),
+                    access_log_class=AccessLogger, reuse_port=args.workers > 1,
+                    print=None if children == [] and args.workers > 1 else print)
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+    return 0

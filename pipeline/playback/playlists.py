@@ -1,0 +1,139 @@
+"""Playlist routes: live and time-range HLS, rendered once per stream and signed per viewer.
+
+A rendered playlist is cached as a template whose segment and init URLs end in a placeholder;
+each response substitutes the viewer's own token, so the cache is shared by every viewer while
+standard players (which do not send headers) still carry the token on every segment request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from pipeline.playback.app import CONTEXT, TOKEN, Context, viewer_id
+from pipeline.playback.errors import Problem
+from pipeline.playback.hls import render_live, render_vod
+from pipeline.playback.params import parse_range
+from pipeline.views.timeindex import with_gaps
+
+__all__ = ["add_routes", "LiveView", "load_manifest"]
+
+_MARK = "__CAMLOG_TOKEN__"
+_M3U8 = "application/vnd.apple.mpegurl"
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """A stream's manifest row with its entries parsed and its playlist rendered as a template."""
+
+    row: dict[str, Any]
+    template: str
+    target: int
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Row access, with ``_entries`` for the parsed window."""
+        return self.entries if key == "_entries" else self.row.get(key, default)
+
+
+def _seg_url(seg: Any) -> str:
+    return f"segments/{seg['segment_id']}.m4s?token={_MARK}"
+
+
+def _init_url(init_id: str) -> str:
+    return f"init/{init_id}.mp4?token={_MARK}"
+
+
+async def load_manifest(ctx: Context, sid: str) -> LiveView | None:
+    """The live view through the cache, kept about half a target duration."""
+    async def load() -> LiveView | None:
+        import json
+
+        row = await ctx.source.live_manifest(sid)
+        if row is None:
+            return None
+        text = render_live(row, _seg_url, _init_url)
+        raw = row.get("window_entries") or row.get("entries") or "[]"
+        entries = sorted(json.loads(raw), key=lambda e: e["sequence"])
+        target = int(row.get("target_duration") or 0) or max(1, round(ctx.segment_target_s))
+        return LiveView(row, text, target, entries)
+
+    def ttl(v: LiveView | None) -> float:
+        return 1.0 if v is None else max(0.5, v.target / 2)
+
+    return await ctx.cache.get_or_load(
+        ("live", sid), load, size=lambda v: 0 if v is None else 3 * len(v.template) + 512, ttl=ttl)
+
+
+def _respond(request: web.Request, template: str, cache_control: str) -> web.Response:
+    token = request.get(TOKEN, "")
+    body = template.replace(_MARK, quote(token, safe="")).encode()
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    inm = request.headers.get("If-None-Match")
+    if inm and etag in (t.strip() for t in inm.split(",")):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type=_M3U8, headers=headers)
+
+
+async def live(request: web.Request) -> web.Response:
+    """GET /v1/streams/{stream_id}/live.m3u8"""
+    t0 = time.perf_counter()
+    ctx = request.app[CONTEXT]
+    sid = request.match_info["stream_id"]
+    view = await load_manifest(ctx, sid)
+    if view is None:
+        raise Problem(404, "unknown_stream", "no live manifest for this stream")
+    age = 60 if view.row.get("ended") else max(1, view.target // 2)
+    resp = _respond(request, view.template, f"public, max-age={age}")
+    ctx.record(sid, "MANIFEST", viewer=viewer_id(request), status=resp.status,
+               bytes=resp.content_length or 0, latency_ms=(time.perf_counter() - t0) * 1000)
+    return resp
+
+
+async def vod(request: web.Request) -> web.Response:
+    """GET /v1/streams/{stream_id}/vod.m3u8?start=&end=[&gaps=discontinuity|gap]"""
+    t0 = time.perf_counter()
+    ctx = request.app[CONTEXT]
+    sid = request.match_info["stream_id"]
+    now_us = int(ctx.now() * 1_000_000)
+    start_us, end_us = parse_range(request.query.get("start"), request.query.get("end"),
+                                   ctx.max_range_s * 1_000_000, now_us)
+    gap_mode = request.query.get("gaps", "discontinuity")
+    if gap_mode not in ("discontinuity", "gap"):
+        raise Problem(400, "bad_gaps", "gaps must be 'discontinuity' or 'gap'")
+    # A range that reaches the live edge is an EVENT playlist the player keeps polling.
+    ended = end_us < now_us - int(ctx.segment_target_s * 6_000_000)
+    live_age = max(0.5, ctx.segment_target_s / 2)
+
+    async def load() -> str | None:
+        rows = await ctx.source.segments(sid, start_us, end_us)
+        items = with_gaps(rows, start_us, end_us, trailing=ended)
+        if not any(isinstance(i, dict) for i in items):
+            return None
+        return render_vod(items, _seg_url, _init_url, ended=ended, gap_mode=gap_mode)
+
+    template = await ctx.cache.get_or_load(
+        ("vod", sid, start_us, end_us, gap_mode), load,
+        size=lambda t: 0 if t is None else 3 * len(t) + 256,
+        ttl=lambda t: 1.0 if t is None else (300.0 if ended else live_age))
+    if template is None:
+        if ended and await ctx.source.live_manifest(sid) is None:
+            raise Problem(404, "unknown_stream", "no such stream")
+        raise Problem(404, "no_recording", "nothing was recorded in that range")
+    cache = "public, max-age=300" if ended else f"public, max-age={max(1, int(live_age))}"
+    resp = _respond(request, template, cache)
+    ctx.record(sid, "MANIFEST", viewer=viewer_id(request), status=resp.status,
+               bytes=resp.content_length or 0, latency_ms=(time.perf_counter() - t0) * 1000)
+    return resp
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the playlist routes."""
+    app.router.add_get("/v1/streams/{stream_id}/live.m3u8", live)
+    app.router.add_get("/v1/streams/{stream_id}/vod.m3u8", vod)
