@@ -1,0 +1,1 @@
+"""Faust wiring only: agents move events between Kafka, the pure core and the stores."""

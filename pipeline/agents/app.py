@@ -1,0 +1,56 @@
+"""The Faust application of ``camlog worker``: one app, agents registered from their modules."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.telemetry import get_logger
+
+__all__ = ["AGENT_MODULES", "APP_ID", "create_app"]
+
+#: Faust app id, hence the Kafka consumer group of every worker process.
+APP_ID = "camlog-worker"
+#: Modules exposing ``register(app, settings)``; a missing one is skipped with a warning.
+AGENT_MODULES = ["pipeline.agents.segmenter", "pipeline.agents.views"]
+
+_log = get_logger("camlog.worker")
+
+
+def create_app(settings: Settings, modules: list[str] | None = None, app_id: str = APP_ID,
+               stream_prefix: str = "", **overrides: Any) -> Any:
+    """Build the Faust app (raw bytes in and out; our Avro codec decodes) and register agents.
+
+    ``modules`` defaults to ``AGENT_MODULES``; ``app_id`` (the consumer group) is changed only by
+    tests and benchmarks that need a private group; ``stream_prefix`` makes agents that honour it
+    (the segmenter) handle only streams whose id starts with it (canaries, tests, benchmarks on a
+    shared topic); ``overrides`` are extra Faust settings.
+
+    Offsets are committed from manual acks (see ``pipeline.agents.acks``); ``stream_wait_empty``
+    is off because unsealed frames are meant to stay unacked across a rebalance.
+    """
+    import faust
+
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{h.strip()}" for h in settings.kafka.split(",") if h.strip()],
+        "key_serializer": "raw", "value_serializer": "raw",
+        "store": "memory://", "web_enabled": False, "datadir": str(settings.state_dir / "faust"),
+        "stream_wait_empty": False, "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1, "broker_commit_interval": 1.0, "topic_partitions": 6,
+        "consumer_max_fetch_size": 4 * 1024 * 1024,
+    }
+    conf.update(overrides)
+    app = faust.App(app_id, **conf)
+    app.camlog_agents = {}
+    app.camlog_stream_prefix = stream_prefix
+    for name in AGENT_MODULES if modules is None else modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            _log.warning("agent module missing; skipped", extra={"module": name})
+            continue
+        app.camlog_agents[name] = module.register(app, settings)
+    return app

@@ -1,0 +1,325 @@
+"""Faust wiring of the segmenter: frames → cutter → fMP4 → Cassandra → camlog.segments.
+
+Per stream, work runs as a chain of tasks (store segment N, publish it, then N+1), so streams
+proceed concurrently while the agent keeps reading; PyAV and muxing run in threads, Cassandra
+through the async driver. A frame's Kafka event is acked only after every segment holding its
+frames is stored and announced, and acks leave in offset order (``acks.AckBook``). After a
+crash the uncommitted events come again; the cutter resumes from the snapshot stored with the
+stream's newest segment row and rebuilds the same segments with the same ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from pipeline.agents.acks import AckBook
+from pipeline.config import Settings
+from pipeline.events import DecodeError, decode, encode
+from pipeline.media.cutter import Cutter
+from pipeline.media.fmp4 import InitSegment, build_init, render_cut
+from pipeline.media.segment import Cut, Step
+from pipeline.store.segments import PART_BYTES, InitRow, SegmentRow, SegmentStore
+from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer, inject_headers
+from pipeline.views.timeindex import day_of
+
+__all__ = ["Segmenter", "register"]
+
+Publish = Callable[[str, bytes, bytes, list], Awaitable[None]]
+
+_log = get_logger("camlog.segmenter")
+_tracer = get_tracer("camlog.segmenter")
+_meter = get_meter("camlog.segmenter")
+_FRAMES = _meter.create_counter("camlog_segmenter_frames", description="frames received")
+_SEGMENTS = _meter.create_counter("camlog_segmenter_segments", description="segments sealed")
+_BYTES = _meter.create_counter("camlog_segmenter_bytes", unit="By", description="bytes stored")
+_DLQ = _meter.create_counter("camlog_segmenter_dlq", description="events dead-lettered")
+_LATENCY = _meter.create_histogram("camlog_segmenter_seal_latency_ms", unit="ms",
+                                   description="last frame ingest -> segment sealed")
+
+
+class Segmenter:
+    """Moves frame chunks between Kafka, the pure cutters and the segment store."""
+
+    def __init__(self, settings: Settings, store: SegmentStore, publish: Publish,
+                 ack: Callable[[Any], Any], now: Callable[[], float] = time.time,
+                 max_inflight: int = 512, evict_after_s: float = 60.0,
+                 stream_prefix: str = "") -> None:
+        self.settings, self.store, self.publish, self.ack, self.now = (
+            settings, store, publish, ack, now)
+        self.max_inflight, self.evict_after_s = max_inflight, evict_after_s
+        self.prefix = stream_prefix.encode()
+        self.cutters: dict[str, Cutter] = {}
+        self.where: dict[str, Hashable] = {}  # stream -> partition
+        self.waiting: dict[str, list[tuple[int, Hashable, int, bytes | None]]] = defaultdict(list)
+        self.tails: dict[str, asyncio.Task] = {}
+        self.deferred: dict[str, int] = {}  # settle points waiting for the stream's last task
+        self.inflight: set[asyncio.Task] = set()
+        self.acks = AckBook()
+        self.lag: dict[Hashable, int] = {}
+        self._inits: dict[str, InitSegment] = {}
+        self._written_inits: set[tuple[str, str]] = set()
+        self._started = False
+        _meter.create_observable_gauge(
+            "camlog_segmenter_lag", callbacks=[self._observe_lag],
+            description="messages behind the partition's high watermark")
+
+    def _observe_lag(self, _options: Any) -> list:
+        from opentelemetry.metrics import Observation
+
+        return [Observation(v, {"partition": str(tp)}) for tp, v in list(self.lag.items())]
+
+    async def start(self) -> None:
+        """Connect the store (once)."""
+        if not self._started:
+            await self.store.start()
+            self._started = True
+
+    async def close(self) -> None:
+        """Wait briefly for in-flight seals, then close the store."""
+        if self.inflight:
+            await asyncio.wait(set(self.inflight), timeout=10)
+        if self._started:
+            await self.store.close()
+            self._started = False
+
+    def _cutter(self, sid: str, snapshot: dict | None) -> Cutter:
+        s = self.settings
+        return Cutter(sid, target_s=s.segment_target_s, max_s=s.segment_max_s,
+                      idle_s=s.idle_timeout_s, now=self.now, snapshot=snapshot)
+
+    # -- events ----------------------------------------------------------------------------
+    async def handle(self, tp: Hashable, offset: int, key: bytes | None, value: bytes | None,
+                     headers: Any, event: Any, lag: int | None = None) -> None:
+        """Process one camlog.frames event; ``event`` is what ``ack`` gets back, in order."""
+        self.acks.add(tp, offset, event)
+        if self.prefix and not (key or b"").startswith(self.prefix):
+            self._ack(self.acks.settle(tp, offset))  # another deployment's stream
+            return
+        if lag is not None:
+            self.lag[tp] = lag
+        ctx = extract_context(headers)
+        with _tracer.start_as_current_span("segmenter.chunk", context=ctx) as span:
+            try:
+                chunk = decode("FrameChunk", value)
+            except DecodeError as exc:
+                sid = key.decode("utf-8", "replace") if key else None
+                await self._dead(tp, offset, key, value or b"", exc.reason, sid)
+                self._ack(self.acks.settle(tp, offset))
+                return
+            sid = chunk["stream_id"]
+            span.set_attribute("camlog.stream_id", sid)
+            span.set_attribute("camlog.seq", chunk["seq"])
+            _FRAMES.add(len(chunk["frames"]))
+            cutter = self.cutters.get(sid)
+            if cutter is None:
+                cutter = await self._adopt(sid, chunk)
+            self.where[sid] = tp
+            self.waiting[sid].append((chunk["seq"], tp, offset, value))
+            step = cutter.feed(chunk, self.now())
+            await self._schedule(sid, step, key)
+
+    async def _adopt(self, sid: str, chunk: dict) -> Cutter:
+        """First sight of a stream since start or rebalance: resume from its newest segment."""
+        # Segment times follow the bridge clock, so the newest row is near this chunk's time.
+        row = await _retry(lambda: self.store.latest_segment(sid, chunk["ingest_time"]))
+        snapshot = json.loads(row.resume) if row is not None and row.resume else None
+        cutter = self.cutters[sid] = self._cutter(sid, snapshot)
+        if row is not None and chunk["seq"] <= row.last_chunk_seq:
+            # Its frames were not all committed: it may have been stored but never announced.
+            await self._announce(row)
+        return cutter
+
+    async def tick(self) -> None:
+        """Clock driven work: seal idle streams, release held chunks, forget quiet streams."""
+        now = self.now()
+        for sid, cutter in list(self.cutters.items()):
+            await self._schedule(sid, cutter.tick(now), sid.encode())
+            if (not cutter.buffered_frames and not self.waiting.get(sid)
+                  and now - cutter.last_feed > self.evict_after_s
+                  and (sid not in self.tails or self.tails[sid].done())):
+                self._forget(sid)
+
+    def revoke(self, tps: set) -> None:
+        """Partitions went to another worker: drop their streams; they will be re-read there."""
+        for sid, tp in list(self.where.items()):
+            if tp in tps:
+                self._forget(sid)
+        for tp in tps:
+            self.acks.drop(tp)
+            self.lag.pop(tp, None)
+
+    def _forget(self, sid: str) -> None:
+        self.cutters.pop(sid, None)
+        self.where.pop(sid, None)
+        self.waiting.pop(sid, None)
+        self.tails.pop(sid, None)
+        self.deferred.pop(sid, None)
+
+    # -- sealing ---------------------------------------------------------------------------
+    async def _schedule(self, sid: str, step: Step, key: bytes | None) -> None:
+        prev = self.tails.get(sid)
+        if not step.segments and not step.rejected:
+            if prev is None or prev.done():
+                self._settle(sid, step.settled_through)  # nothing to wait for
+            elif step.settled_through is not None:
+                # The stream's last task settles this too once its (earlier) segments are stored.
+                self.deferred[sid] = max(step.settled_through, self.deferred.get(sid, -1))
+            return
+        task = asyncio.create_task(self._run(sid, step, prev, key))
+        self.tails[sid] = task
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+        while len(self.inflight) > self.max_inflight:  # backpressure: stop reading for a while
+            await asyncio.wait(set(self.inflight), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _run(self, sid: str, step: Step, prev: asyncio.Task | None, key: bytes | None
+                   ) -> None:
+        if prev is not None:
+            await prev  # a failed predecessor fails us too: nothing later may be acked
+        try:
+            for seq, reason in step.rejected:
+                entry = next((w for w in self.waiting.get(sid, ()) if w[0] == seq), None)
+                tp, off, original = (entry[1], entry[2], entry[3]) if entry else (None, -1, b"")
+                await self._dead(tp, off, key, original or b"", reason, sid)
+            for cut in step.segments:
+                await self._seal(cut)
+        except Exception as exc:
+            _log.error("sealing failed; stream stalls until restart",
+                       extra={"stream_id": sid, "error": repr(exc)})
+            raise
+        through = step.settled_through
+        if self.tails.get(sid) is asyncio.current_task() and sid in self.deferred:
+            through = max(through if through is not None else -1, self.deferred.pop(sid))
+        self._settle(sid, through)
+
+    def _settle(self, sid: str, through: int | None) -> None:
+        if through is None or sid not in self.waiting:
+            return
+        keep = []
+        for entry in self.waiting[sid]:
+            if entry[0] <= through:
+                self._ack(self.acks.settle(entry[1], entry[2]))
+            else:
+                keep.append(entry)
+        self.waiting[sid] = keep
+
+    def _ack(self, events: list) -> None:
+        for e in events:
+            self.ack(e)
+
+    async def _init(self, cut: Cut) -> InitSegment:
+        cfg = cut.config
+        init = self._inits.get(cfg.init_id)
+        if init is None:
+            init = await asyncio.to_thread(build_init, cfg.codec, cfg.config, cfg.width,
+                                           cfg.height, cfg.timescale)
+            if len(self._inits) > 4096:
+                self._inits.clear()
+            self._inits[cfg.init_id] = init
+        if (cut.stream_id, cfg.init_id) not in self._written_inits:
+            await _retry(lambda: self.store.put_init(InitRow(
+                cut.stream_id, cfg.init_id, cfg.codec_string, cfg.width, cfg.height, cfg.config,
+                init.data, cut.ingest_start)))
+            if len(self._written_inits) > 65536:
+                self._written_inits.clear()
+            self._written_inits.add((cut.stream_id, cfg.init_id))
+        return init
+
+    async def _seal(self, cut: Cut) -> None:
+        with _tracer.start_as_current_span("segmenter.seal") as span:
+            span.set_attribute("camlog.segment_id", cut.segment_id)
+            init = await self._init(cut)
+            # struct packing of one fragment, ~0.1 ms: cheaper inline than a thread hand-over
+            data = render_cut(cut, init)
+            scale = init.timescale
+            src = cut.config.timescale
+            row = SegmentRow(
+                stream_id=cut.stream_id, day=day_of(cut.start_time), start_time=cut.start_time,
+                segment_id=cut.segment_id, sequence=cut.sequence, end_time=cut.end_time,
+                producer_start=cut.producer_start, producer_end=cut.producer_end,
+                ingest_start=cut.ingest_start, ingest_end=cut.ingest_end,
+                duration_us=cut.duration_us, frame_count=len(cut.frames), byte_size=len(data),
+                independent=cut.independent, init_id=cut.config.init_id,
+                discontinuity=cut.discontinuity, codec=cut.config.codec_string,
+                width=cut.config.width, height=cut.config.height,
+                first_chunk_seq=cut.first_chunk_seq, last_chunk_seq=cut.last_chunk_seq,
+                decode_time=cut.decode_time * scale // src, timescale=scale,
+                parts=max(1, -(-len(data) // PART_BYTES)), sealed_time=int(self.now() * 1e6),
+                resume=json.dumps(cut.resume, separators=(",", ":")))
+            await _retry(lambda: self.store.put_segment(row, data))
+            await self._announce(row)
+            _SEGMENTS.add(1)
+            _BYTES.add(len(data))
+            _LATENCY.record(max(0, row.sealed_time - cut.ingest_end) / 1000)
+
+    async def _announce(self, row: SegmentRow) -> None:
+        value = encode("SealedSegment", row.as_event())
+        await _retry(lambda: self.publish("camlog.segments", row.stream_id.encode(), value,
+                                          inject_headers([])))
+
+    async def _dead(self, tp: Any, offset: int, key: bytes | None, original: bytes, reason: str,
+                    sid: str | None) -> None:
+        _DLQ.add(1)
+        _log.warning("dead letter", extra={"stream_id": sid, "reason": reason})
+        part = getattr(tp, "partition", None)
+        record = {"topic": "camlog.frames", "partition": part if isinstance(part, int) else -1,
+                  "offset": offset, "key": key, "original": original, "reason": reason,
+                  "stage": "segmenter", "stream_id": sid, "time": int(self.now() * 1e6)}
+        await _retry(lambda: self.publish("camlog.dlq", key or b"", encode("DeadLetter", record),
+                                          inject_headers([])))
+
+
+async def _retry(op: Callable[[], Awaitable[Any]], attempts: int = 8) -> Any:
+    """Retry transient I/O with capped backoff; a segment is never skipped, only delayed."""
+    delay = 0.1
+    for n in range(attempts):
+        try:
+            return await op()
+        except Exception as exc:
+            if n == attempts - 1:
+                raise
+            _log.warning("retrying", extra={"error": repr(exc), "attempt": n + 1})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def register(app: Any, settings: Settings, now: Callable[[], float] = time.time) -> Segmenter:
+    """Add the segmenter agent (manual acks on camlog.frames) and its timer to a Faust app."""
+
+    async def publish(topic: str, key: bytes, value: bytes, headers: list) -> None:
+        await app.producer.send_and_wait(topic, key, value, None, None, headers)
+
+    seg = Segmenter(settings, SegmentStore(settings), publish, ack=lambda e: e.ack(), now=now,
+                    stream_prefix=getattr(app, "camlog_stream_prefix", ""))
+    frames = app.topic("camlog.frames", key_serializer="raw", value_serializer="raw")
+
+    @app.agent(frames, name="segmenter")
+    async def segmenter_agent(stream: Any) -> None:
+        await seg.start()
+        async for event in stream.noack().events():
+            msg = event.message
+            try:
+                lag = app.consumer.highwater(msg.tp) - msg.offset - 1
+            except Exception:  # noqa: BLE001 - highwater unknown right after assignment
+                lag = None
+            await seg.handle(msg.tp, msg.offset, event.key, event.value, msg.headers, event, lag)
+
+    @app.timer(interval=1.0)
+    async def segmenter_tick() -> None:
+        if seg._started:
+            await seg.tick()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
+        seg.revoke(set(revoked))
+
+    @app.on_before_shutdown.connect
+    async def _shutdown(*args: Any, **kwargs: Any) -> None:
+        await seg.close()
+
+    return seg

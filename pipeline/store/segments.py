@@ -1,0 +1,200 @@
+"""Cassandra access for media: ``init_segments``, ``segments`` (time index) and ``segment_data``.
+
+Writes are idempotent upserts at LOCAL_QUORUM stamped ``USING TIMESTAMP <event time µs>`` with
+the stream's retention as TTL (init segments never expire: a configuration can outlive any one
+segment). A segment is written bytes first, metadata row last, so a row that exists always has
+its bytes. Every call goes through the driver's async API; the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.store.cluster import LOCAL_ONE_PROFILE, connect
+from pipeline.views.timeindex import day_of, plan_buckets
+
+__all__ = ["PART_BYTES", "InitRow", "SegmentRow", "SegmentStore"]
+
+#: Media bytes are split into parts of at most this size (Cassandra likes cells well under 1 MB).
+PART_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class InitRow:
+    """One init segment (ftyp+moov) of a stream, content-addressed by ``init_id``."""
+
+    stream_id: str
+    init_id: str
+    codec: str  # RFC 6381 codec string
+    width: int
+    height: int
+    codec_config: bytes  # Annex-B parameter sets
+    data: bytes
+    created: int  # µs
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """A ``segments`` row: one media segment's metadata (times in µs, ``decode_time`` in ticks)."""
+
+    stream_id: str
+    day: int
+    start_time: int
+    segment_id: str
+    sequence: int
+    end_time: int
+    producer_start: int
+    producer_end: int
+    ingest_start: int
+    ingest_end: int
+    duration_us: int
+    frame_count: int
+    byte_size: int
+    independent: bool
+    init_id: str
+    discontinuity: bool
+    codec: str
+    width: int
+    height: int
+    first_chunk_seq: int
+    last_chunk_seq: int
+    decode_time: int
+    timescale: int
+    parts: int
+    sealed_time: int
+    resume: str | None = None  # the segmenter's snapshot after this segment (JSON)
+
+    def as_event(self) -> dict[str, Any]:
+        """The SealedSegment record describing this row (same fields, same values)."""
+        names = ("stream_id", "segment_id", "sequence", "start_time", "end_time",
+                 "producer_start", "producer_end", "ingest_start", "ingest_end", "duration_us",
+                 "frame_count", "byte_size", "independent", "init_id", "discontinuity", "codec",
+                 "width", "height", "first_chunk_seq", "last_chunk_seq", "sealed_time")
+        return {n: getattr(self, n) for n in names}
+
+
+_SEG_COLS = tuple(f.name for f in dataclasses.fields(SegmentRow))
+_INIT_COLS = tuple(f.name for f in dataclasses.fields(InitRow))
+
+
+def _segment(row: Any) -> SegmentRow:
+    return SegmentRow(**{c: getattr(row, c) for c in _SEG_COLS})
+
+
+class SegmentStore:
+    """Prepared statements for the media tables; connects in ``start()``, shuts down in ``close()``.
+
+    Reads take ``fast=True`` to use LOCAL_ONE (playback hot path); the default is LOCAL_QUORUM.
+    """
+
+    def __init__(self, settings: Settings, session: Any = None) -> None:
+        self._settings = settings
+        self._session = session
+        self._own_session = session is None
+        self._ps: dict[str, Any] = {}
+        self.ttl = settings.retention_days * 86_400
+        self.max_segment_us = int(settings.segment_max_s * 1_000_000) + 1_000_000
+
+    async def start(self) -> None:
+        """Connect (blocking driver call in a thread) and prepare the statements."""
+        if self._session is None:
+            self._session = await asyncio.to_thread(connect, self._settings,
+                                                    self._settings.keyspace)
+        seg_cols, init_cols = ", ".join(_SEG_COLS), ", ".join(_INIT_COLS)
+        queries = {
+            "init_w": f"INSERT INTO init_segments ({init_cols}) VALUES "
+                      f"({', '.join('?' * len(_INIT_COLS))}) USING TIMESTAMP ?",
+            "seg_w": f"INSERT INTO segments ({seg_cols}) VALUES "
+                     f"({', '.join('?' * len(_SEG_COLS))}) USING TTL ? AND TIMESTAMP ?",
+            "part_w": "INSERT INTO segment_data (stream_id, segment_id, part, data, byte_size, "
+                      "parts) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?",
+            "init_r": f"SELECT {init_cols} FROM init_segments WHERE stream_id = ? AND init_id = ?",
+            "parts_r": "SELECT part, data, parts, byte_size FROM segment_data "
+                       "WHERE stream_id = ? AND segment_id = ?",
+            "range_r": f"SELECT {seg_cols} FROM segments WHERE stream_id = ? AND day = ? "
+                       "AND start_time >= ? AND start_time < ?",
+            "last_r": f"SELECT {seg_cols} FROM segments WHERE stream_id = ? AND day = ? "
+                      "ORDER BY start_time DESC LIMIT 1",
+        }
+        for name, cql in queries.items():
+            self._ps[name] = await asyncio.to_thread(self._session.prepare, cql)
+
+    async def close(self) -> None:
+        """Shut the driver down if this store made the session."""
+        if self._session is not None and self._own_session:
+            await asyncio.to_thread(self._session.cluster.shutdown)
+        self._session = None
+
+    async def _rows(self, stmt: Any, params: Sequence[Any], fast: bool = False) -> list[Any]:
+        """All rows of a query, every page fetched through the async API."""
+        loop = asyncio.get_running_loop()
+        pages: asyncio.Queue = asyncio.Queue()
+        kw = {"execution_profile": LOCAL_ONE_PROFILE} if fast else {}
+        rf = self._session.execute_async(stmt, params, **kw)
+        rf.add_callbacks(lambda rows: loop.call_soon_threadsafe(pages.put_nowait, (rows, None)),
+                         lambda exc: loop.call_soon_threadsafe(pages.put_nowait, (None, exc)))
+        out: list[Any] = []
+        while True:
+            rows, exc = await pages.get()
+            if exc is not None:
+                raise exc
+            out.extend(rows or ())
+            if not rf.has_more_pages:
+                return out
+            rf.start_fetching_next_page()
+
+    # -- writes ----------------------------------------------------------------------------
+    async def put_init(self, row: InitRow) -> None:
+        """Store an init segment (idempotent; same id means same bytes)."""
+        await self._rows(self._ps["init_w"], [getattr(row, c) for c in _INIT_COLS] + [row.created])
+
+    async def put_segment(self, row: SegmentRow, data: bytes) -> None:
+        """Store a media segment: its bytes in parts, then its metadata row, at ``ingest_end``."""
+        ts = row.ingest_end
+        parts = [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
+        assert row.parts == len(parts) and row.byte_size == len(data), "row does not match bytes"
+        await asyncio.gather(*(
+            self._rows(self._ps["part_w"], (row.stream_id, row.segment_id, i, p, len(data),
+                                            len(parts), self.ttl, ts))
+            for i, p in enumerate(parts)))
+        await self._rows(self._ps["seg_w"], [getattr(row, c) for c in _SEG_COLS] + [self.ttl, ts])
+
+    # -- reads -----------------------------------------------------------------------------
+    async def init_segment(self, stream_id: str, init_id: str, fast: bool = False
+                           ) -> InitRow | None:
+        """The init segment a media segment's ``init_id`` names, or None."""
+        rows = await self._rows(self._ps["init_r"], (stream_id, init_id), fast)
+        return InitRow(**{c: getattr(rows[0], c) for c in _INIT_COLS}) if rows else None
+
+    async def segment_bytes(self, stream_id: str, segment_id: str, fast: bool = False
+                            ) -> bytes | None:
+        """A media segment's moof+mdat, or None when absent or incomplete (expired mid-way)."""
+        rows = await self._rows(self._ps["parts_r"], (stream_id, segment_id), fast)
+        if not rows or rows[0].parts != len(rows) \
+                or [r.part for r in rows] != list(range(len(rows))):
+            return None
+        data = b"".join(r.data or b"" for r in rows)
+        return data if len(data) == rows[0].byte_size else None
+
+    async def segments_between(self, stream_id: str, start_us: int, end_us: int,
+                               fast: bool = False) -> list[SegmentRow]:
+        """Segments overlapping [start, end), ordered by start time (reads each day bucket)."""
+        out: list[SegmentRow] = []
+        for q in plan_buckets(start_us, end_us, self.max_segment_us):
+            rows = await self._rows(self._ps["range_r"], (stream_id, q.day, q.lo, q.hi), fast)
+            out += [s for s in map(_segment, rows) if s.end_time > start_us]
+        return out
+
+    async def latest_segment(self, stream_id: str, now_us: int, days: int | None = None
+                             ) -> SegmentRow | None:
+        """The stream's newest segment, searching day buckets back from ``now_us`` (+1 day)."""
+        days = self._settings.retention_days + 1 if days is None else days
+        top = day_of(now_us) + 1
+        found = await asyncio.gather(*(self._rows(self._ps["last_r"], (stream_id, day))
+                                       for day in range(top, top - days - 1, -1)))
+        return next((_segment(rows[0]) for rows in found if rows), None)

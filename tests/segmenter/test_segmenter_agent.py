@@ -1,0 +1,71 @@
+"""The Segmenter without Faust: real Cassandra, publish captured, clock injected, acks in order."""
+
+from __future__ import annotations
+
+import pytest
+from faust.types import TP
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pipeline.agents.segmenter import Segmenter
+from pipeline.events import decode, encode
+from pipeline.store.segments import SegmentStore
+from tests.segmenter.media import chunks
+from tests.segmenter.media import encode as encode_media
+
+pytestmark = pytest.mark.services
+
+_EXPORTER = InMemorySpanExporter()
+TP0 = TP("camlog.frames", 0)
+
+
+def _spans_enabled() -> bool:
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(provider)
+        return True
+    return False
+
+
+async def test_acks_follow_sealing_and_traces_continue(services, stream_id):
+    tracing = _spans_enabled()
+    clock = [1000.0]
+    published: list[tuple[str, bytes, bytes]] = []
+    acked: list[int] = []
+
+    async def publish(topic, key, value, headers):
+        published.append((topic, key, value))
+
+    seg = Segmenter(services, SegmentStore(services), publish, ack=acked.append,
+                    now=lambda: clock[0])
+    await seg.start()
+    frames, cfg = encode_media("H264", n=45, gop=15)  # 3 s: one cut at 2 s, 1 s left pending
+    trace_id = 0x1234567890ABCDEF1234567890ABCDEF
+    header = [("traceparent", f"00-{trace_id:032x}-00f067aa0ba902b7-01".encode())]
+    recs = chunks(stream_id, frames, cfg, per_chunk=5, t0_us=int(clock[0] * 1e6))
+    try:
+        await seg.handle(TP0, 0, stream_id.encode(), b"junk", header, 0)
+        for off, rec in enumerate(recs, start=1):
+            await seg.handle(TP0, off, stream_id.encode(), encode("FrameChunk", rec), header, off)
+        for t in list(seg.inflight):
+            await t
+        # the first segment (chunks 0-5, frames 0-29) is sealed; chunk 6 onwards pending
+        assert acked == list(range(7))
+        clock[0] += services.idle_timeout_s + 1
+        await seg.tick()
+        for t in list(seg.inflight):
+            await t
+        assert acked == list(range(len(recs) + 1))
+    finally:
+        await seg.close()
+    topics = [t for t, _, _ in published]
+    assert topics.count("camlog.dlq") == 1 and topics.count("camlog.segments") == 2
+    events = [decode("SealedSegment", v) for t, _, v in published if t == "camlog.segments"]
+    assert [e["frame_count"] for e in events] == [30, 15]
+    assert [e["sequence"] for e in events] == [0, 1]
+    if tracing:
+        chunk_spans = [s for s in _EXPORTER.get_finished_spans() if s.name == "segmenter.chunk"]
+        assert chunk_spans and all(s.context.trace_id == trace_id for s in chunk_spans)
