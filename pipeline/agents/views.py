@@ -1,0 +1,425 @@
+"""Faust wiring for the materialized views: agents only move events between Kafka, the pure
+reducers in ``pipeline.views`` and Cassandra (``pipeline.store.views``).
+
+State per stream (live window, device state) is re-derived from its own Cassandra row the first
+time a stream is seen after a start or a rebalance; playback hits live in a Faust table with a
+changelog so a restart neither loses nor double counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from typing import Any, Awaitable, Callable, Iterable
+
+from opentelemetry import trace
+
+from pipeline.config import Settings
+from pipeline.events import DecodeError, decode_any, encode
+from pipeline.store.views import ViewStore
+from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer
+from pipeline.views import device_state as ds
+from pipeline.views.checks import problem
+from pipeline.views.manifest import ManifestState, apply_segment, ended_from_session
+from pipeline.views.stats import StatsBook, hit_of
+
+__all__ = ["register", "ViewWorker", "HITS_TABLE"]
+
+#: Faust table of playback hits keyed by event id (changelog topic ``<app id>-<name>-changelog``).
+HITS_TABLE = "views-playback-hits"
+
+_log = get_logger("camlog.views")
+_tracer = get_tracer("camlog.views")
+_meter = get_meter("camlog.views")
+_EVENTS = _meter.create_counter("camlog_view_events", description="events applied per view")
+_ERRORS = _meter.create_counter("camlog_view_errors", description="failures per view and kind")
+_WRITES = _meter.create_counter("camlog_view_writes", description="Cassandra writes per view")
+_LAG = _meter.create_histogram("camlog_view_lag", unit="ms",
+                               description="time from the event's Kafka timestamp to applied")
+_MANIFEST_LATENCY = _meter.create_histogram(
+    "camlog_view_manifest_latency", unit="ms",
+    description="time from a SealedSegment's Kafka timestamp to its live_manifest row written")
+
+_SOURCES = {"camlog.segments": "SealedSegment", "camlog.sessions": "SessionChange",
+            "camlog.frames": "FrameChunk", "camlog.dlq": "DeadLetter",
+            "camlog.playback": "PlaybackEvent"}
+
+
+class ViewWorker:
+    """One worker's view caches and writes; every ``handle_*`` is safe to call again."""
+
+    def __init__(self, settings: Settings, now: Callable[[], float] = time.time,
+                 store: ViewStore | None = None, grace_s: float = 5.0) -> None:
+        self.settings = settings
+        self.now = now
+        self.store = store or ViewStore(settings)
+        self.idle_us = int(settings.idle_timeout_s * 1_000_000)
+        self.grace_us = int(grace_s * 1_000_000)
+        self.manifests: dict[str, ManifestState] = {}
+        self.devices: dict[str, ds.DeviceState] = {}
+        self.book: StatsBook | None = None
+        self.index_stale = True
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._parallel = asyncio.Semaphore(128)
+        self._last_stored_sweep = 0.0
+
+    def now_us(self) -> int:
+        """The injected clock in µs."""
+        return int(self.now() * 1_000_000)
+
+    async def ready(self) -> None:
+        """Connect to Cassandra once (lazily, from the first agent or timer that needs it)."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                await self.store.start()
+                self._started = True
+
+    async def close(self) -> None:
+        """Close the Cassandra session."""
+        if self._started:
+            await self.store.close()
+            self._started = False
+
+    def on_rebalance(self) -> None:
+        """Partitions moved: cached rows may be stale, the hits index must be rebuilt."""
+        self.manifests.clear()
+        self.devices.clear()
+        self._locks.clear()
+        self.index_stale = True
+
+    async def _write(self, view: str, fn: Callable[[], Awaitable[None]]) -> None:
+        for attempt in range(3):
+            try:
+                await fn()
+                _WRITES.add(1, {"view": view})
+                return
+            except Exception as exc:  # driver errors are many; retried, then counted and logged
+                if attempt == 2:
+                    _ERRORS.add(1, {"view": view, "kind": "write"})
+                    _log.error("view write failed", extra={"view": view, "error": repr(exc)})
+                    return
+                await asyncio.sleep(0.2 * (attempt + 1))
+
+    async def guard(self, view: str, work: Awaitable[None]) -> None:
+        """Run one unit of work; a failure is counted and logged, never crashes the agent."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one bad stream must not stop every other stream's view
+            _ERRORS.add(1, {"view": view, "kind": type(exc).__name__})
+            _log.error("view update failed", extra={"view": view, "error": repr(exc)})
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _manifest(self, sid: str) -> ManifestState:
+        st = self.manifests.get(sid)
+        if st is None:
+            async with self._lock(("m", sid)):
+                st = self.manifests.get(sid)
+                if st is None:
+                    row = await self.store.get_live_manifest(sid)
+                    st = (ManifestState.from_row(row, self.settings.live_window) if row else
+                          ManifestState(sid, self.settings.live_window))
+                    self.manifests[sid] = st
+        return st
+
+    async def _device(self, sid: str) -> ds.DeviceState:
+        st = self.devices.get(sid)
+        if st is None:
+            async with self._lock(("d", sid)):
+                st = self.devices.get(sid)
+                if st is None:
+                    st = ds.DeviceState.from_row(await self.store.get_device_state(sid), sid)
+                    self.devices[sid] = st
+        return st
+
+    async def _device_apply(self, sid: str, kind: str,
+                            fn: Callable[[ds.DeviceState], ds.DeviceState | None]) -> None:
+        new = fn(await self._device(sid))
+        if new is None:
+            return
+        self.devices[sid] = new  # cache before awaiting so concurrent agents see it
+        cols, ts = ds.columns(new, kind)
+        await self._write("device_state", lambda: self.store.write_device(sid, cols, ts))
+
+    async def _per_stream(self, records: Iterable[dict[str, Any]],
+                          fn: Callable[[str, list[dict[str, Any]]], Awaitable[None]]) -> None:
+        """Run ``fn(stream, its records in order)`` for every stream, streams concurrently."""
+        by_stream: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in records:
+            by_stream[r["stream_id"]].append(r)
+
+        async def bounded(sid: str, rs: list[dict[str, Any]]) -> None:
+            async with self._parallel:
+                await self.guard("stream", fn(sid, rs))
+
+        await asyncio.gather(*(bounded(sid, rs) for sid, rs in by_stream.items()))
+
+    async def _segments_of(self, sid: str, segs: list[dict[str, Any]]) -> None:
+        st = new = await self._manifest(sid)
+        for seg in segs:
+            new = apply_segment(new, seg)
+        writes = [self._device_apply(sid, "segment", lambda d: _fold(ds.on_segment, d, segs))]
+        if new is not st:
+            self.manifests[sid] = new
+            row = new.to_row()
+
+            async def manifest() -> None:
+                await self._write("live_manifest",
+                                  lambda: self.store.write_manifest(row, new.time_us))
+                t = self.now()
+                for seg in segs:  # the agent adds the Kafka timestamp as "_kafka_ts" (seconds)
+                    if seg.get("_kafka_ts"):
+                        _MANIFEST_LATENCY.record(max(0.0, (t - seg["_kafka_ts"]) * 1000.0))
+
+            writes.append(manifest())
+        await asyncio.gather(*writes)
+
+    async def handle_segments(self, segs: Iterable[dict[str, Any]]) -> None:
+        """A batch of SealedSegments → one live window and one device write per stream."""
+        await self._per_stream(segs, self._segments_of)
+
+    async def handle_segment(self, seg: dict[str, Any]) -> None:
+        """One SealedSegment (see ``handle_segments``)."""
+        await self.handle_segments([seg])
+
+    async def handle_session(self, change: dict[str, Any]) -> None:
+        """SessionChange → the manifest's ended cell and the device's session cells."""
+        sid = change["stream_id"]
+        ended = ended_from_session(change)
+        if ended is not None:
+            await self._write("live_manifest",
+                              lambda: self.store.write_ended(sid, ended[0], ended[1]))
+        await self._device_apply(sid, "session", lambda d: ds.on_session(d, change))
+
+    async def handle_chunks(self, chunks: Iterable[dict[str, Any]]) -> None:
+        """A batch of FrameChunks → one device_state write per stream."""
+        async def one(sid: str, rs: list[dict[str, Any]]) -> None:
+            summaries = [ds.summarize_chunk(c) for c in rs]
+            await self._device_apply(sid, "chunk", lambda d: ds.on_chunks(d, summaries))
+
+        await self._per_stream(chunks, one)
+
+    async def handle_dlq(self, dead: dict[str, Any]) -> None:
+        """DeadLetter → the stream's DLQ count (when the stream could be told)."""
+        sid = dead.get("stream_id")
+        if sid:
+            await self._device_apply(sid, "dlq", lambda d: ds.on_dlq(d, dead))
+
+    async def sweep_offline(self) -> None:
+        """Mark cached streams offline once idle; now and then also scan the stored rows."""
+        now_us = self.now_us()
+        for sid, st in list(self.devices.items()):
+            if ds.expire(st, now_us, self.idle_us) is not None:
+                await self._device_apply(sid, "offline",
+                                         lambda d: ds.expire(d, now_us, self.idle_us))
+        if self.now() - self._last_stored_sweep < max(30.0, self.settings.idle_timeout_s):
+            return
+        self._last_stored_sweep = self.now()
+        paging = None
+        while True:  # streams whose worker died before marking them offline
+            rows, paging = await self.store.list_streams(500, paging)
+            for row in rows:
+                sid = row["stream_id"]
+                if sid in self.devices:
+                    continue
+                st = ds.DeviceState.from_row(row, sid)
+                off = ds.expire(st, now_us, self.idle_us)
+                if off is not None:
+                    cols, ts = ds.columns(off, "offline")
+                    await self._write("device_state",
+                                      lambda: self.store.write_device(sid, cols, ts))
+            if not paging:
+                break
+
+    def add_hit(self, event_id: str, record: dict[str, Any], partition: int) -> bool:
+        """Keep a playback hit (call inside the agent: the table write needs the event)."""
+        assert self.book is not None
+        return self.book.add(event_id, hit_of(record, partition))
+
+    def evict(self, partition: int) -> int:
+        """Forget hits of closed, flushed hours on this partition (inside the agent)."""
+        assert self.book is not None
+        ids = self.book.evictable(partition, self.now_us())
+        for eid in ids:
+            self.book.forget(eid)
+        return len(ids)
+
+    async def flush_stats(self) -> int:
+        """Write the closed playback windows whose values changed."""
+        if self.book is None:
+            return 0
+        rows = self.book.due(self.now_us())
+        for row in rows:
+            await self._write("playback", lambda r=row: self.store.write_window(r))
+            self.book.mark_flushed(row)
+        return len(rows)
+
+
+def _fold(fn: Callable[[Any, Any], Any], state: Any, items: Iterable[Any]) -> Any:
+    """Apply a reducer that returns None for no-ops; None if nothing changed at all."""
+    out = None
+    for item in items:
+        out = fn(out or state, item) or out
+    return out
+
+
+def _lag_ms(event: Any, now: float) -> float:
+    ts = getattr(event.message, "timestamp", None)
+    return max(0.0, (now - ts) * 1000.0) if ts else 0.0
+
+
+def register(app: Any, settings: Settings, now: Callable[[], float] = time.time) -> ViewWorker:
+    """Add the view agents, the playback hits table and the view timer to a Faust app."""
+    import faust
+
+    from pipeline.topology.spec import load_topics
+
+    worker = ViewWorker(settings, now)
+    parts = {t.name: t.partitions for t in load_topics()}
+
+    def topic(name: str) -> Any:
+        return app.topic(name, key_serializer="raw", value_serializer="raw")
+
+    dlq_topic = topic("camlog.dlq")
+    hits = app.Table(HITS_TABLE, default=None, partitions=parts.get("camlog.playback"),
+                     schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    worker.book = StatsBook(hits, worker.grace_us)
+
+    # like the segmenter, honour the app's stream prefix (canaries, benchmarks on shared topics)
+    prefix = str(getattr(app, "camlog_stream_prefix", "") or "").encode()
+
+    async def decoded(view: str, event: Any) -> dict[str, Any] | None:
+        """Decode one event, or dead-letter it with the reason and return None."""
+        topic_name = event.message.topic
+        if prefix and not (event.key or b"").startswith(prefix):
+            return None
+        try:
+            ev, record = decode_any(event.value)
+            if ev.name != _SOURCES[topic_name]:
+                raise DecodeError(f"expected {_SOURCES[topic_name]} on {topic_name}, got {ev.name}")
+            reason = problem(ev.name, record)
+            if reason is not None:
+                raise DecodeError(reason)
+            return record
+        except DecodeError as exc:
+            _ERRORS.add(1, {"view": view, "kind": "decode"})
+            _log.warning("undecodable event", extra={"view": view, "reason": exc.reason})
+            # the segmenter dead-letters bad frames; a DLQ event must not be dead-lettered again
+            if topic_name not in ("camlog.dlq", "camlog.frames"):
+                key = event.key if isinstance(event.key, (bytes, type(None))) else None
+                await dlq_topic.send(key=key, value=encode("DeadLetter", {
+                    "topic": topic_name, "partition": event.message.partition,
+                    "offset": event.message.offset, "key": key,
+                    "original": bytes(event.value or b""), "reason": exc.reason,
+                    "stage": f"views.{view}", "stream_id": key.decode("utf-8", "replace")
+                    if key else None, "time": int(now() * 1_000_000)}))
+            return None
+
+    async def one(view: str, event: Any, handle: Callable[[dict], Awaitable[None]]) -> None:
+        with _tracer.start_as_current_span(f"views.{view}",
+                                           context=extract_context(event.headers)):
+            record = await decoded(view, event)
+            if record is None:
+                return
+            await worker.ready()
+            await worker.guard(view, handle(record))
+            _EVENTS.add(1, {"view": view})
+            _LAG.record(_lag_ms(event, now()), {"view": view})
+
+    async def many(view: str, events: list[Any],
+                   handle: Callable[[list[dict]], Awaitable[None]]) -> None:
+        """One span per batch, continuing the first event's trace and linking the others."""
+        links = [trace.Link(sc) for sc in (
+            trace.get_current_span(extract_context(e.headers)).get_span_context()
+            for e in events[1:]) if sc.is_valid]
+        with _tracer.start_as_current_span(f"views.{view}", links=links[:64],
+                                           context=extract_context(events[0].headers)) as span:
+            span.set_attribute("camlog.batch", len(events))
+            records = []
+            for e in events:
+                r = await decoded(view, e)
+                if r is not None:
+                    r["_kafka_ts"] = getattr(e.message, "timestamp", None)
+                    records.append(r)
+            await worker.ready()
+            await handle(records)
+            t = now()
+            _EVENTS.add(len(records), {"view": view})
+            for e in events:
+                _LAG.record(_lag_ms(e, t), {"view": view})
+
+    @app.agent(topic("camlog.segments"), name="views.segments")
+    async def segments_agent(stream: Any) -> None:
+        async for events in stream.take_events(1000, within=0.005):
+            if events:
+                await many("segments", events, worker.handle_segments)
+
+    @app.agent(topic("camlog.sessions"), name="views.sessions")
+    async def sessions_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await one("sessions", event, worker.handle_session)
+
+    @app.agent(topic("camlog.dlq"), name="views.dlq")
+    async def dlq_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await one("dlq", event, worker.handle_dlq)
+
+    @app.agent(topic("camlog.frames"), name="views.frames")
+    async def frames_agent(stream: Any) -> None:
+        async for events in stream.take_events(1000, within=0.05):
+            if events:
+                await many("frames", events, worker.handle_chunks)
+
+    @app.agent(topic("camlog.playback"), name="views.playback")
+    async def playback_agent(stream: Any) -> None:
+        seen = 0
+        async for event in stream.events():
+            with _tracer.start_as_current_span("views.playback",
+                                               context=extract_context(event.headers)):
+                record = await decoded("playback", event)
+                if record is None:
+                    continue
+                if worker.index_stale:
+                    worker.book.rebuild()
+                    worker.index_stale = False
+                worker.add_hit(record["event_id"], record, event.message.partition)
+                _EVENTS.add(1, {"view": "playback"})
+                _LAG.record(_lag_ms(event, now()), {"view": "playback"})
+                seen += 1
+                if seen % 1000 == 0:
+                    worker.evict(event.message.partition)
+
+    @app.timer(interval=1.0)
+    async def views_tick() -> None:
+        try:
+            await worker.ready()
+            if worker.index_stale and getattr(app.tables, "actives_ready", False):
+                worker.book.rebuild()
+                worker.index_stale = False
+            if not worker.index_stale:
+                await worker.flush_stats()
+            await worker.sweep_offline()
+        except Exception as exc:  # a timer that raises stops ticking; count it and go on
+            _ERRORS.add(1, {"view": "timer", "kind": type(exc).__name__})
+            _log.error("views timer failed", extra={"error": repr(exc)})
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(*args: Any, **kwargs: Any) -> None:
+        worker.on_rebalance()
+
+    @app.on_before_shutdown.connect
+    async def _shutdown(*args: Any, **kwargs: Any) -> None:
+        await worker.close()
+
+    return worker

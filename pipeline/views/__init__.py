@@ -1,0 +1,1 @@
+"""Pure reducers for camlog's materialized views: live manifest, time index, device state, stats."""
