@@ -87,3 +87,16 @@ def test_gap_count_is_a_function_of_the_highest_seqs_seen(seqs):
     for q in seqs:
         twice = on_chunk(twice, summarize_chunk(chunk(q, T0 + q, gap=q % 2))) or twice
     assert twice == s
+
+
+def test_event_clock_follows_a_lagging_consumer_then_the_wall_clock():
+    from pipeline.views.device_state import EventClock
+
+    c = EventClock()
+    assert c.now_us(100.0) == 100_000_000  # nothing seen: wall clock
+    c.observe(90_000_000, 100.0)  # processing events 10 s behind
+    assert c.now_us(100.5) == 90_500_000
+    c.observe(89_000_000, 101.0)  # older event: no change
+    assert c.now_us(101.0) == 91_000_000
+    c.observe(99_900_000, 100.0 + 10)  # caught up (never ahead of the wall clock)
+    assert c.now_us(115.0) == 104_900_000 and c.now_us(200.0) == 189_900_000

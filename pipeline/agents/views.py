@@ -58,6 +58,7 @@ class ViewWorker:
         self.grace_us = int(grace_s * 1_000_000)
         self.manifests: dict[str, ManifestState] = {}
         self.devices: dict[str, ds.DeviceState] = {}
+        self.clock = ds.EventClock()
         self.book: StatsBook | None = None
         self.index_stale = True
         self._started = False
@@ -208,7 +209,10 @@ class ViewWorker:
             summaries = [ds.summarize_chunk(c) for c in rs]
             await self._device_apply(sid, "chunk", lambda d: ds.on_chunks(d, summaries))
 
+        chunks = list(chunks)
         await self._per_stream(chunks, one)
+        if chunks:
+            self.clock.observe(max(c["ingest_time"] for c in chunks), self.now())
 
     async def handle_dlq(self, dead: dict[str, Any]) -> None:
         """DeadLetter → the stream's DLQ count (when the stream could be told)."""
@@ -217,8 +221,8 @@ class ViewWorker:
             await self._device_apply(sid, "dlq", lambda d: ds.on_dlq(d, dead))
 
     async def sweep_offline(self) -> None:
-        """Mark cached streams offline once idle; now and then also scan the stored rows."""
-        now_us = self.now_us()
+        """Mark cached streams offline once idle in event time; now and then scan stored rows."""
+        now_us = self.clock.now_us(self.now())
         for sid, st in list(self.devices.items()):
             if ds.expire(st, now_us, self.idle_us) is not None:
                 await self._device_apply(sid, "offline",

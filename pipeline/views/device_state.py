@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 __all__ = [
+    "EventClock",
     "ChunkSummary", "DeviceState", "summarize_chunk", "on_session", "on_chunk", "on_chunks",
     "on_segment", "on_dlq", "expire", "columns", "effective_online", "OWNED",
 ]
@@ -202,6 +203,30 @@ def on_dlq(state: DeviceState, dead: Mapping[str, Any]) -> DeviceState | None:
     if t <= state.dlq_last:
         return None
     return replace(state, dlq=state.dlq + 1, dlq_last=t)
+
+
+@dataclass
+class EventClock:
+    """Event-time "now" for idle timeouts: a consumer running behind must not call live devices idle.
+
+    It advances with the newest event seen and, between events, with the wall clock — so when
+    every stream stops, devices still go offline one idle timeout after the last event was read.
+    """
+
+    mark_us: int | None = None
+    seen_at: float = 0.0
+
+    def observe(self, event_us: int, wall: float) -> None:
+        """An event with this (ingest) time was processed at wall-clock ``wall``."""
+        if self.mark_us is None or event_us > self.mark_us:
+            self.mark_us, self.seen_at = event_us, wall
+
+    def now_us(self, wall: float) -> int:
+        """The event-time estimate of now (never ahead of the wall clock)."""
+        w = int(wall * 1_000_000)
+        if self.mark_us is None:
+            return w
+        return min(w, self.mark_us + int((wall - self.seen_at) * 1_000_000))
 
 
 def expire(state: DeviceState, now_us: int, idle_us: int) -> DeviceState | None:
