@@ -64,7 +64,8 @@ def produce(services: Settings) -> Iterator[Callable[..., tuple[int, int]]]:
     """``produce(topic, value, key=None, headers=None) -> (partition, offset)``, acks=all, synchronous."""
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": services.kafka, "enable.idempotence": True, "acks": "all"})
+    p = Producer({"bootstrap.servers": services.kafka, "enable.idempotence": True, "acks": "all",
+                  "partitioner": "murmur2_random"})
 
     def _produce(topic: str, value: bytes, key: str | bytes | None = None,
                  headers: list | None = None) -> tuple[int, int]:

@@ -34,6 +34,7 @@ class EventProducer:
         self._config = {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
+            "partitioner": "murmur2_random",  # same partition per key as Java/aiokafka (Faust)
             "acks": "all",
             "linger.ms": linger_ms,
             "compression.type": "none",  # media does not compress; don't burn CPU

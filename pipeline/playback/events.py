@@ -77,6 +77,7 @@ class EventSink:
             "batch.num.messages": 10_000,
             "compression.type": "lz4",
             "enable.idempotence": True,
+            "partitioner": "murmur2_random",  # same partition per key as Java/aiokafka (Faust)
             "message.timeout.ms": self._timeout_ms,
             "queue.buffering.max.messages": self._max_queue,
             "log_level": 3,
