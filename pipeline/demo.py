@@ -117,7 +117,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     runner = SystemRunner(settings, Path(settings.state_dir) / "demo-logs")
     try:
         t0 = time.monotonic()
-        runner.start_services()
+        # The demo's worker is its own consumer group; new, it starts at the head of the log.
+        runner.start_services(worker_args=("--app-id", "camlog-demo", "--offset-reset", "latest"),
+                              group="camlog-demo")
         names = [args.stream] if args.cameras == 1 else [f"{args.stream}-{i}" for i in range(1, args.cameras + 1)]
         runner.spawn("camera", "camera", "--count", str(args.cameras), "--stream", args.stream,
                      "--fps", str(args.fps), "--size", args.size,
@@ -141,10 +143,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"\n{', '.join(dead)} exited; logs in {runner.log_dir}", file=sys.stderr)
                 return 1
             b, w, p = (scrape(METRICS_PORTS[n]) for n in ("bridge", "worker", "playback"))
-            now_m = {"frames": _pick(b, "frames"), "segments": _pick(w, "segments", "sealed"),
-                     "viewers": _pick(p, "viewers"), "requests": _pick(p, "requests")}
+            now_m = {"frames": _pick(w, "camlog_segmenter_frames"),
+                     "segments": _pick(w, "camlog_segmenter_segments"),
+                     "chunks": _pick(b, "camlog_ingest_chunks"),
+                     "viewers": _pick(p, "camlog_playback_viewers"),
+                     "requests": _pick(p, "camlog_playback_request_duration", "_count")}
             t = time.monotonic()
-            line = status_line(prev, now_m, t - last, args.cameras, _lag(admin))
+            line = status_line(prev, now_m, t - last, args.cameras, _lag(admin, "camlog-demo"))
             print("\r" + line.ljust(110), end="", flush=True)
             prev, last = now_m, t
         print("\nstopping…")

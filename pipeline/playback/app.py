@@ -90,6 +90,19 @@ _tracer = trace.get_tracer("camlog.playback")
 _meter = metrics.get_meter("camlog.playback")
 _latency = _meter.create_histogram("camlog.playback.request_duration", unit="ms",
                                    description="time to the response headers, by route")
+_VIEWER_WINDOW_S, _VIEWERS_MAX = 60.0, 100_000
+_recent_viewers: dict[str, float] = {}  # viewer id -> last request (monotonic), bounded
+
+
+def _active_viewers(options: Any) -> list[metrics.Observation]:
+    cutoff = time.monotonic() - _VIEWER_WINDOW_S
+    for vid in [v for v, t in _recent_viewers.items() if t < cutoff]:
+        del _recent_viewers[vid]
+    return [metrics.Observation(len(_recent_viewers))]
+
+
+_meter.create_observable_gauge("camlog.playback.viewers", [_active_viewers],
+                               description="distinct viewer tokens seen in the last 60 s")
 
 
 @web.middleware
@@ -102,6 +115,8 @@ async def problems(request: web.Request, handler: Callable[[web.Request], Awaita
             f"{request.method} {name}", kind=trace.SpanKind.SERVER,
             record_exception=False, set_status_on_exception=False) as span:
         resp = await _problems(request, handler)
+        if request.get(VIEWER) and len(_recent_viewers) < _VIEWERS_MAX:
+            _recent_viewers[request[VIEWER]] = time.monotonic()
         span.set_attribute("http.response.status_code", resp.status)
         _latency.record((time.perf_counter() - t0) * 1000,
                         {"route": name, "status": resp.status // 100 * 100})
