@@ -43,6 +43,10 @@ class AckBook:
             out.append(event)
         return out
 
+    def __contains__(self, tp: Hashable) -> bool:
+        """Whether the partition is still ours (not dropped since its events were added)."""
+        return tp in self._parts
+
     def drop(self, tp: Hashable) -> None:
         """Forget a revoked partition (its events will be redelivered to the next owner)."""
         self._parts.pop(tp, None)

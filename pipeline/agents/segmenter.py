@@ -1,8 +1,9 @@
 """Faust wiring of the segmenter: frames → cutter → fMP4 → Cassandra → camlog.segments.
 
-Per stream, work runs as a chain of tasks (store segment N, publish it, then N+1), so streams
-proceed concurrently while the agent keeps reading; PyAV and muxing run in threads, Cassandra
-through the async driver. A frame's Kafka event is acked only after every segment holding its
+Events come in batches (one span, one metrics update, one seal task per stream and batch). Per
+stream, work runs as a chain of tasks (store segment N, publish it, then N+1), so streams
+proceed concurrently while the agent keeps reading; PyAV runs in threads, Cassandra through the
+async driver. A frame's Kafka event is acked only after every segment holding its
 frames is stored and announced, and acks leave in offset order (``acks.AckBook``). After a
 crash the uncommitted events come again; the cutter resumes from the snapshot stored with the
 stream's newest segment row and rebuilds the same segments with the same ids.
@@ -14,8 +15,11 @@ import asyncio
 import json
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from pipeline.agents.acks import AckBook
 from pipeline.config import Settings
@@ -27,9 +31,12 @@ from pipeline.store.segments import PART_BYTES, InitRow, SegmentRow, SegmentStor
 from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer, inject_headers
 from pipeline.views.timeindex import day_of
 
-__all__ = ["Segmenter", "register"]
+__all__ = ["BATCH_MAX", "BATCH_WAIT_S", "Delivery", "Segmenter", "register"]
 
 Publish = Callable[[str, bytes, bytes, list], Awaitable[None]]
+
+#: Events per batch, and how long the agent waits to fill one (adds at most that to latency).
+BATCH_MAX, BATCH_WAIT_S = 1000, 0.02
 
 _log = get_logger("camlog.segmenter")
 _tracer = get_tracer("camlog.segmenter")
@@ -40,6 +47,30 @@ _BYTES = _meter.create_counter("camlog_segmenter_bytes", unit="By", description=
 _DLQ = _meter.create_counter("camlog_segmenter_dlq", description="events dead-lettered")
 _LATENCY = _meter.create_histogram("camlog_segmenter_seal_latency_ms", unit="ms",
                                    description="last frame ingest -> segment sealed")
+
+
+class Delivery(NamedTuple):
+    """One camlog.frames message as the agent hands it over; ``event`` is what gets acked."""
+
+    tp: Hashable
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+    event: Any
+
+
+def _trace_links(batch: Sequence[Delivery]) -> tuple[Context | None, list[trace.Link]]:
+    """The first traced event's context (the batch span continues it) and links to each one."""
+    parent, links = None, {}
+    for d in batch:
+        if d.headers:
+            ctx = extract_context(d.headers)
+            sc = trace.get_current_span(ctx).get_span_context()
+            if sc.is_valid:
+                parent = parent or ctx
+                links.setdefault((sc.trace_id, sc.span_id), trace.Link(sc))
+    return parent, list(links.values())
 
 
 class Segmenter:
@@ -96,32 +127,58 @@ class Segmenter:
     async def handle(self, tp: Hashable, offset: int, key: bytes | None, value: bytes | None,
                      headers: Any, event: Any, lag: int | None = None) -> None:
         """Process one camlog.frames event; ``event`` is what ``ack`` gets back, in order."""
-        self.acks.add(tp, offset, event)
-        if self.prefix and not (key or b"").startswith(self.prefix):
-            self._ack(self.acks.settle(tp, offset))  # another deployment's stream
-            return
-        if lag is not None:
-            self.lag[tp] = lag
-        ctx = extract_context(headers)
-        with _tracer.start_as_current_span("segmenter.chunk", context=ctx) as span:
+        await self.handle_batch([Delivery(tp, offset, key, value, headers, event)],
+                                None if lag is None else {tp: lag})
+
+    async def handle_batch(self, batch: Sequence[Delivery],
+                           lag: Mapping[Hashable, int] | None = None) -> None:
+        """Process consecutive camlog.frames events: one span, one seal task per stream."""
+        if lag:
+            self.lag.update(lag)
+        chunks: list[tuple[Delivery, dict]] = []
+        bad: list[tuple[Delivery, str]] = []
+        for d in batch:
+            self.acks.add(d.tp, d.offset, d.event)
+            if self.prefix and not (d.key or b"").startswith(self.prefix):
+                self._ack(self.acks.settle(d.tp, d.offset))  # another deployment's stream
+                continue
             try:
-                chunk = decode("FrameChunk", value)
+                chunks.append((d, decode("FrameChunk", d.value)))
             except DecodeError as exc:
-                sid = key.decode("utf-8", "replace") if key else None
-                await self._dead(tp, offset, key, value or b"", exc.reason, sid)
-                self._ack(self.acks.settle(tp, offset))
-                return
-            sid = chunk["stream_id"]
-            span.set_attribute("camlog.stream_id", sid)
-            span.set_attribute("camlog.seq", chunk["seq"])
-            _FRAMES.add(len(chunk["frames"]))
-            cutter = self.cutters.get(sid)
-            if cutter is None:
-                cutter = await self._adopt(sid, chunk)
-            self.where[sid] = tp
-            self.waiting[sid].append((chunk["seq"], tp, offset, value))
-            step = cutter.feed(chunk, self.now())
-            await self._schedule(sid, step, key)
+                bad.append((d, exc.reason))
+        if not chunks and not bad:
+            return
+        parent, links = _trace_links(batch)
+        with _tracer.start_as_current_span("segmenter.batch", context=parent, links=links
+                                           ) as span:
+            span.set_attribute("camlog.events", len(batch))
+            for d, reason in bad:
+                sid = d.key.decode("utf-8", "replace") if d.key else None
+                await self._dead(d.tp, d.offset, d.key, d.value or b"", reason, sid)
+                self._ack(self.acks.settle(d.tp, d.offset))
+            # First sight of streams (start, rebalance): read their resume points together.
+            new = {c["stream_id"]: c for _, c in reversed(chunks)
+                   if c["stream_id"] not in self.cutters}
+            await asyncio.gather(*(self._adopt(sid, c) for sid, c in new.items()))
+            now, frames = self.now(), 0
+            steps: dict[str, Step] = {}
+            keys: dict[str, bytes | None] = {}
+            for d, chunk in chunks:
+                if d.tp not in self.acks:
+                    continue  # revoked while we awaited: the partition's next owner re-reads it
+                sid = chunk["stream_id"]
+                self.where[sid], keys[sid] = d.tp, d.key
+                self.waiting[sid].append((chunk["seq"], d.tp, d.offset, d.value))
+                frames += len(chunk["frames"])
+                cutter = self.cutters.get(sid) or await self._adopt(sid, chunk)  # evicted meanwhile
+                step = cutter.feed(chunk, now)
+                if sid in steps:
+                    steps[sid].extend(step)
+                else:
+                    steps[sid] = step
+            _FRAMES.add(frames)
+            for sid, step in steps.items():
+                await self._schedule(sid, step, keys[sid])
 
     async def _adopt(self, sid: str, chunk: dict) -> Cutter:
         """First sight of a stream since start or rebalance: resume from its newest segment."""
@@ -301,13 +358,18 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
     @app.agent(frames, name="segmenter")
     async def segmenter_agent(stream: Any) -> None:
         await seg.start()
-        async for event in stream.noack().events():
-            msg = event.message
-            try:
-                lag = app.consumer.highwater(msg.tp) - msg.offset - 1
-            except Exception:  # noqa: BLE001 - highwater unknown right after assignment
-                lag = None
-            await seg.handle(msg.tp, msg.offset, event.key, event.value, msg.headers, event, lag)
+        # Batches amortise the per-event costs (span, metrics, seal scheduling); acks stay manual.
+        async for events in stream.noack_take(BATCH_MAX, within=BATCH_WAIT_S):
+            batch = [Delivery(e.message.tp, e.message.offset, e.key, e.value, e.message.headers, e)
+                     for e in events]
+            last = {d.tp: d.offset for d in batch}
+            lag = {}
+            for tp, offset in last.items():
+                try:
+                    lag[tp] = app.consumer.highwater(tp) - offset - 1
+                except Exception:  # noqa: BLE001 - highwater unknown right after assignment
+                    pass
+            await seg.handle_batch(batch, lag)
 
     @app.timer(interval=1.0)
     async def segmenter_tick() -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from itertools import pairwise
 from typing import Any
 
-from pipeline.media.annexb import MediaError, parameter_sets
+from pipeline.media.annexb import MediaError, parameter_sets, to_length_prefixed
 from pipeline.media.segment import Cut, Frame, Step, StreamConfig, segment_id
 
 __all__ = ["Cutter"]
@@ -210,8 +210,10 @@ class Cutter:
                 self.done = (seq, i)
                 self._done_complete = i == len(frames) - 1
                 continue
+            # muxed into its mp4 sample form now, so sealing (a burst at keyframes) has less to do
             frame = Frame(seq, i, i == len(frames) - 1, f["pts"], f["dts"], f["keyframe"],
-                          f["data"], chunk["ingest_time"] - (last_pts - f["pts"]) * _US // ts,
+                          to_length_prefixed(cfg.codec, f["data"]),
+                          chunk["ingest_time"] - (last_pts - f["pts"]) * _US // ts,
                           chunk["producer_time"] + (f["pts"] - frames[0]["pts"]) * _US // ts,
                           chunk["ingest_time"])
             self._add(frame, step)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pipeline.media.annexb import MediaError, to_length_prefixed
+from pipeline.media.annexb import MediaError
 from pipeline.media.segment import Cut
 
 __all__ = ["InitSegment", "Sample", "build_init", "build_media_segment", "iter_boxes", "render_cut"]
@@ -146,7 +146,6 @@ def render_cut(cut: Cut, init: InitSegment) -> bytes:
 
     samples, t = [], cut.decode_time
     for f, d in zip(cut.frames, cut.durations):
-        samples.append(Sample(to_length_prefixed(cut.config.codec, f.data),
-                              scale(t + d) - scale(t), scale(f.pts - f.dts), f.keyframe))
+        samples.append(Sample(f.data, scale(t + d) - scale(t), scale(f.pts - f.dts), f.keyframe))
         t += d
     return build_media_segment(cut.sequence + 1, init.track_id, scale(cut.decode_time), samples)

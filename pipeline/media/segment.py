@@ -65,7 +65,7 @@ class Frame:
     pts: int
     dts: int
     keyframe: bool
-    data: bytes  # Annex-B
+    data: bytes  # the mp4 sample: length-prefixed NAL units, parameter sets and AUDs left out
     wall_us: int  # bridge clock estimate of capture: chunk ingest time minus what follows in it
     producer_us: int
     ingest_us: int
@@ -130,3 +130,10 @@ class Step:
     segments: list[Cut] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     settled_through: int | None = None
+
+    def extend(self, later: Step) -> None:
+        """Append a later step of the same stream (one batch of chunks, one seal chain)."""
+        self.segments += later.segments
+        self.rejected += later.rejected
+        if later.settled_through is not None:
+            self.settled_through = later.settled_through

@@ -11,6 +11,8 @@ import datetime as _dt
 import json
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from pipeline.views.timeindex import Gap
+
 __all__ = ["render_live", "render_vod", "program_date_time", "GAP_MODES"]
 
 Row = Mapping[str, Any]
@@ -125,7 +127,7 @@ def render_live(manifest_row: Row, url_for_segment: UrlFor, url_for_init: InitUr
 
 
 def _is_gap(item: Any) -> bool:
-    return not isinstance(item, Mapping) and hasattr(item, "end_time")
+    return isinstance(item, Gap)
 
 
 def render_vod(segments_with_gaps: Sequence[Any], url_for_segment: UrlFor,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.store.cluster import LOCAL_ONE_PROFILE, connect
+from pipeline.store.cluster import LOCAL_ONE_PROFILE, aexecute, connect
 from pipeline.views.timeindex import day_of, plan_buckets
 
 __all__ = ["PART_BYTES", "InitRow", "SegmentRow", "SegmentStore"]
@@ -151,18 +151,20 @@ class SegmentStore:
     # -- writes ----------------------------------------------------------------------------
     async def put_init(self, row: InitRow) -> None:
         """Store an init segment (idempotent; same id means same bytes)."""
-        await self._rows(self._ps["init_w"], [getattr(row, c) for c in _INIT_COLS] + [row.created])
+        await aexecute(self._session, self._ps["init_w"],
+                       [getattr(row, c) for c in _INIT_COLS] + [row.created])
 
     async def put_segment(self, row: SegmentRow, data: bytes) -> None:
         """Store a media segment: its bytes in parts, then its metadata row, at ``ingest_end``."""
         ts = row.ingest_end
         parts = [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b""]
         assert row.parts == len(parts) and row.byte_size == len(data), "row does not match bytes"
-        await asyncio.gather(*(
-            self._rows(self._ps["part_w"], (row.stream_id, row.segment_id, i, p, len(data),
-                                            len(parts), self.ttl, ts))
-            for i, p in enumerate(parts)))
-        await self._rows(self._ps["seg_w"], [getattr(row, c) for c in _SEG_COLS] + [self.ttl, ts])
+        writes = [aexecute(self._session, self._ps["part_w"], (
+            row.stream_id, row.segment_id, i, p, len(data), len(parts), self.ttl, ts))
+            for i, p in enumerate(parts)]
+        await (writes[0] if len(writes) == 1 else asyncio.gather(*writes))
+        await aexecute(self._session, self._ps["seg_w"],
+                       [getattr(row, c) for c in _SEG_COLS] + [self.ttl, ts])
 
     # -- reads -----------------------------------------------------------------------------
     async def init_segment(self, stream_id: str, init_id: str, fast: bool = False

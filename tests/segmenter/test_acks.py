@@ -29,5 +29,6 @@ def test_only_settled_prefixes_are_released_in_order(order):
 def test_revoked_partition_is_forgotten():
     book = AckBook()
     book.add("a", 5, "e5")
+    assert "a" in book
     book.drop("a")
-    assert book.settle("a", 5) == []
+    assert "a" not in book and book.settle("a", 5) == []

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pipeline.agents.segmenter import Segmenter
+from pipeline.agents.segmenter import Delivery, Segmenter
 from pipeline.events import decode, encode
 from pipeline.store.segments import SegmentStore
 from tests.segmenter.media import chunks
@@ -30,7 +30,7 @@ def _spans_enabled() -> bool:
     return False
 
 
-async def test_acks_follow_sealing_and_traces_continue(services, stream_id):
+async def test_batches_ack_after_sealing_and_traces_continue(services, stream_id):
     tracing = _spans_enabled()
     clock = [1000.0]
     published: list[tuple[str, bytes, bytes]] = []
@@ -48,8 +48,10 @@ async def test_acks_follow_sealing_and_traces_continue(services, stream_id):
     recs = chunks(stream_id, frames, cfg, per_chunk=5, t0_us=int(clock[0] * 1e6))
     try:
         await seg.handle(TP0, 0, stream_id.encode(), b"junk", header, 0)
-        for off, rec in enumerate(recs, start=1):
-            await seg.handle(TP0, off, stream_id.encode(), encode("FrameChunk", rec), header, off)
+        batch = [Delivery(TP0, off, stream_id.encode(), encode("FrameChunk", rec), header, off)
+                 for off, rec in enumerate(recs, start=1)]
+        for i in range(0, len(batch), 4):  # batches straddle the cut
+            await seg.handle_batch(batch[i:i + 4])
         for t in list(seg.inflight):
             await t
         # the first segment (chunks 0-5, frames 0-29) is sealed; chunk 6 onwards pending
@@ -67,5 +69,6 @@ async def test_acks_follow_sealing_and_traces_continue(services, stream_id):
     assert [e["frame_count"] for e in events] == [30, 15]
     assert [e["sequence"] for e in events] == [0, 1]
     if tracing:
-        chunk_spans = [s for s in _EXPORTER.get_finished_spans() if s.name == "segmenter.chunk"]
-        assert chunk_spans and all(s.context.trace_id == trace_id for s in chunk_spans)
+        spans = [s for s in _EXPORTER.get_finished_spans() if s.name == "segmenter.batch"]
+        assert spans and all(s.context.trace_id == trace_id for s in spans)
+        assert all(link.context.trace_id == trace_id for s in spans for link in s.links)
