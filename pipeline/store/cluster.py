@@ -11,7 +11,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from pipeline.config import Settings
 
-__all__ = ["connect", "aexecute", "LOCAL_ONE_PROFILE"]
+__all__ = ["connect", "aexecute", "Store", "LOCAL_ONE_PROFILE"]
 
 #: Execution profile name for reads that may be served by any one local replica (playback hot path).
 LOCAL_ONE_PROFILE = "local_one"
@@ -53,3 +53,30 @@ async def aexecute(session: Session, statement: Any, params: Any = None, **kwarg
     rf.add_callbacks(ok, err)
     await fut
     return rf.result()
+
+
+class Store:
+    """Base of the table stores: connects in ``start()``, prepares ``queries()``, ends in ``close()``."""
+
+    def __init__(self, settings: Settings, session: Session | None = None) -> None:
+        self._settings = settings
+        self._session = session
+        self._own_session = session is None
+        self._ps: dict[str, Any] = {}
+
+    def queries(self) -> dict[str, str]:
+        """Name → CQL of the statements to prepare."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Connect (a blocking driver call, run in a thread) and prepare the statements."""
+        if self._session is None:
+            self._session = await asyncio.to_thread(connect, self._settings, self._settings.keyspace)
+        for name, cql in self.queries().items():
+            self._ps[name] = await asyncio.to_thread(self._session.prepare, cql)
+
+    async def close(self) -> None:
+        """Shut the driver down if this store made the session."""
+        if self._session is not None and self._own_session:
+            await asyncio.to_thread(self._session.cluster.shutdown)
+        self._session = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.store.cluster import LOCAL_ONE_PROFILE, aexecute, connect
+from pipeline.store.cluster import LOCAL_ONE_PROFILE, Store, aexecute
 from pipeline.views.timeindex import day_of, plan_buckets
 
 __all__ = ["PART_BYTES", "InitRow", "SegmentRow", "SegmentStore"]
@@ -86,25 +86,19 @@ def _segment(row: Any) -> SegmentRow:
     return SegmentRow(**{c: getattr(row, c) for c in _SEG_COLS})
 
 
-class SegmentStore:
+class SegmentStore(Store):
     """Prepared statements for the media tables; connects in ``start()``, shuts down in ``close()``.
 
     Reads take ``fast=True`` to use LOCAL_ONE (playback hot path); the default is LOCAL_QUORUM.
     """
 
     def __init__(self, settings: Settings, session: Any = None) -> None:
-        self._settings = settings
-        self._session = session
-        self._own_session = session is None
-        self._ps: dict[str, Any] = {}
+        super().__init__(settings, session)
         self.ttl = settings.retention_days * 86_400
         self.max_segment_us = int(settings.segment_max_s * 1_000_000) + 1_000_000
 
-    async def start(self) -> None:
-        """Connect (blocking driver call in a thread) and prepare the statements."""
-        if self._session is None:
-            self._session = await asyncio.to_thread(connect, self._settings,
-                                                    self._settings.keyspace)
+    def queries(self) -> dict[str, str]:
+        """The statements this store prepares."""
         seg_cols, init_cols = ", ".join(_SEG_COLS), ", ".join(_INIT_COLS)
         queries = {
             "init_w": f"INSERT INTO init_segments ({init_cols}) VALUES "
@@ -121,14 +115,7 @@ class SegmentStore:
             "last_r": f"SELECT {seg_cols} FROM segments WHERE stream_id = ? AND day = ? "
                       "ORDER BY start_time DESC LIMIT 1",
         }
-        for name, cql in queries.items():
-            self._ps[name] = await asyncio.to_thread(self._session.prepare, cql)
-
-    async def close(self) -> None:
-        """Shut the driver down if this store made the session."""
-        if self._session is not None and self._own_session:
-            await asyncio.to_thread(self._session.cluster.shutdown)
-        self._session = None
+        return queries
 
     async def _rows(self, stmt: Any, params: Sequence[Any], fast: bool = False) -> list[Any]:
         """All rows of a query, every page fetched through the async API."""

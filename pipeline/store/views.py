@@ -11,7 +11,7 @@ import asyncio
 from typing import Any, Mapping, Union
 
 from pipeline.config import Settings
-from pipeline.store.cluster import aexecute, connect
+from pipeline.store.cluster import Store, aexecute
 from pipeline.store.segments import SegmentStore
 from pipeline.views.stats import WindowRow
 from pipeline.views.timeindex import Gap, day_of, with_gaps
@@ -36,21 +36,15 @@ def _months(start_us: int, end_us: int) -> list[int]:
     return out
 
 
-class ViewStore:
+class ViewStore(Store):
     """Prepared statements for the view tables; connects in ``start()``, ends in ``close()``."""
 
     def __init__(self, settings: Settings, session: Any = None) -> None:
-        self._settings = settings
-        self._session = session
-        self._own_session = session is None
-        self._ps: dict[Any, Any] = {}
+        super().__init__(settings, session)
         self._segments: SegmentStore | None = None
 
-    async def start(self) -> None:
-        """Connect (blocking driver call in a thread) and prepare the fixed statements."""
-        if self._session is None:
-            self._session = await asyncio.to_thread(connect, self._settings,
-                                                    self._settings.keyspace)
+    def queries(self) -> dict[str, str]:
+        """The statements this store prepares."""
         cols = ", ".join(_MANIFEST_COLS)
         marks = ", ".join("?" * len(_MANIFEST_COLS))
         stats = ", ".join(_STATS_COLS)
@@ -70,14 +64,7 @@ class ViewStore:
             "hour_r": "SELECT * FROM playback_hour WHERE stream_id = ? AND month = ? "
                       "AND hour >= ? AND hour < ?",
         }
-        for name, cql in queries.items():
-            self._ps[name] = await asyncio.to_thread(self._session.prepare, cql)
-
-    async def close(self) -> None:
-        """Shut the driver down if this store made the session."""
-        if self._session is not None and self._own_session:
-            await asyncio.to_thread(self._session.cluster.shutdown)
-        self._session = None
+        return queries
 
     async def _run(self, stmt: Any, params: Any, **kw: Any) -> Any:
         return await aexecute(self._session, stmt, params, **kw)
