@@ -52,7 +52,7 @@ test-fast: python
 
 bench: install
 	$(CAMLOG) dev up
-	$(PY) -m ops.bench
+	$(PY) -m ops.bench $(BENCH_ARGS)
 
 down:
 	$(CAMLOG) dev down

@@ -1,0 +1,231 @@
+"""``make bench``: ingest, segmenter and playback benchmarks plus a whole-system run, one result.
+
+    .venv/bin/python -m ops.bench            # ~20-30 min on 2 cores: 2-minute capacity trials
+    .venv/bin/python -m ops.bench --quick    # ~8-10 min: 10 s/20 s trials, shorter runs
+    .venv/bin/python -m ops.bench --resolution 0.1 --max-trials 14   # a finer capacity search
+
+Writes ``ops/bench/results/bench-<UTC stamp>.json`` (+ ``latest.json``) and PNG plots beside it,
+then prints the headline figures, each as a ratio to a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "ops" / "bench" / "results"
+T0 = time.monotonic()
+
+
+def say(line: str) -> None:
+    """Progress on stderr, stamped with the minutes since start."""
+    el = time.monotonic() - T0
+    print(f"[{int(el // 60):02d}:{int(el % 60):02d}] {line}", file=sys.stderr, flush=True)
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short trials (a smoke run, ~6-10 min)")
+    ap.add_argument("--skip", default="", help="comma list of ingest,segmenter,playback,system")
+    ap.add_argument("--sizes", default="640x360,1280x720", help="capacity search sizes")
+    ap.add_argument("--bitrates", default="640x360=500k,1280x720=2M",
+                    help="camera bitrate per size")
+    ap.add_argument("--fps", type=float, default=15.0)
+    ap.add_argument("--trial-seconds", type=float, help="full trial length (120; quick 20)")
+    ap.add_argument("--bracket-seconds", type=float,
+                    help="doubling-phase trial length (20; quick 10)")
+    ap.add_argument("--start", default="640x360=16,1280x720=4",
+                    help="first camera count of each search")
+    ap.add_argument("--resolution", type=float, help="stop bisecting at hi-lo <= r*lo (0.5; use 0.1 for precision)")
+    ap.add_argument("--max-trials", type=int, help="per size (9; quick 8)")
+    ap.add_argument("--max-cameras", type=int, default=4096)
+    ap.add_argument("--max-lag-s", type=float, default=15.0,
+                    help="worker lag (seconds behind) that counts as unbounded")
+    ap.add_argument("--latency-cameras", type=int, default=8)
+    ap.add_argument("--latency-seconds", type=float, help="glass-to-playable run (90; quick 30)")
+    ap.add_argument("--baseline-seconds", type=float, help="raw Kafka run per size (10; quick 5)")
+    ap.add_argument("--ingest-cameras", type=int, help="ingest bench cameras (50; quick 20)")
+    ap.add_argument("--ingest-seconds", type=float, help="(20; quick 10)")
+    ap.add_argument("--segmenter-cameras", type=int, help="(50; quick 20)")
+    ap.add_argument("--segmenter-seconds", type=int, help="(20; quick 10)")
+    ap.add_argument("--playback-seconds", type=int, help="wrk run length (10; quick 3)")
+    ap.add_argument("--playback-repeat", type=int, help="interleaved runs (3; quick 1)")
+    a = ap.parse_args(argv)
+    q = a.quick
+    for name, full, quick in (("trial_seconds", 120.0, 20.0), ("bracket_seconds", 20.0, 10.0),
+                              ("resolution", 0.5, 0.5), ("max_trials", 9, 8),
+                              ("latency_seconds", 90.0, 30.0), ("baseline_seconds", 10.0, 5.0),
+                              ("ingest_cameras", 50, 20), ("ingest_seconds", 20.0, 10.0),
+                              ("segmenter_cameras", 50, 20), ("segmenter_seconds", 20, 10),
+                              ("playback_seconds", 10, 3), ("playback_repeat", 3, 1)):
+        if getattr(a, name) is None:
+            setattr(a, name, quick if q else full)
+    a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    a.sizes = [s.strip() for s in a.sizes.split(",") if s.strip()]
+    a.bitrates = dict(kv.split("=") for kv in a.bitrates.split(","))
+    a.start = {k: int(v) for k, v in (kv.split("=") for kv in a.start.split(","))}
+    return a
+
+
+def _sub(name: str, argv: list[str], timeout: float, result: Path | None) -> dict:
+    """Run one per-issue benchmark as a child; its JSON, or an error record."""
+    say(f"== {name} benchmark: {' '.join(argv)}")
+    t = time.time()
+    try:
+        proc = subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    if proc.returncode != 0:
+        return {"error": f"exit status {proc.returncode}"}
+    if result is None or not result.exists() or result.stat().st_mtime < t:
+        return {"error": f"no fresh result file {result}"}
+    return {**json.loads(result.read_text()), "argv": argv, "wall_s": time.time() - t}
+
+
+def _sub_benches(a: argparse.Namespace, tmp: Path) -> dict:
+    out = {}
+    if "ingest" not in a.skip:
+        j = tmp / "ingest.json"
+        out["ingest"] = _sub("ingest", ["ops.bench.ingest.run", "--cameras", str(a.ingest_cameras),
+                                        "--seconds", str(a.ingest_seconds), "--json", str(j)],
+                             600, j)
+    if "segmenter" not in a.skip:
+        out["segmenter"] = _sub("segmenter", ["ops.bench.segmenter.run", "--cameras",
+                                              str(a.segmenter_cameras), "--seconds",
+                                              str(a.segmenter_seconds)],
+                                900, RESULTS / "segmenter.json")
+    if "playback" not in a.skip:
+        out["playback"] = _sub("playback", ["ops.bench.playback.run", "--seconds",
+                                            str(a.playback_seconds), "--repeat",
+                                            str(a.playback_repeat)],
+                               900, RESULTS / "playback.json")
+    return out
+
+
+def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
+    """Raw Kafka baselines, the glass-to-playable run and the capacity searches, into ``out``
+    (filled as it goes, so a failure keeps what was measured)."""
+    from ops.bench.baseline import raw_kafka
+    from ops.bench.search import capacity_search
+    from ops.bench.system import BenchSystem, TrialSpec
+    from ops.bench.trials import capacity_trial, latency_run
+    from pipeline.device.pattern import encode_loop
+
+    out.update(raw_kafka={}, capacity={})
+    chunk = 3  # frames per request in capacity trials (what `camlog camera` uses past 20)
+    for size in a.sizes:
+        w, h = map(int, size.split("x"))
+        rate = a.bitrates.get(size, "500k")
+        bps = int(float(rate[:-1]) * {"k": 1e3, "M": 1e6}[rate[-1]]) if rate[-1] in "kM" else int(rate)
+        say(f"== raw Kafka baseline {size} @ {rate}: produce + consume for {a.baseline_seconds:.0f}s")
+        loop = encode_loop(0, fps=a.fps, width=w, height=h, bitrate=bps, gop_s=2)
+        out["raw_kafka"][size] = raw_kafka(settings.kafka, loop, chunk, a.baseline_seconds)
+        say(f"   {out['raw_kafka'][size]['media_mb_per_s']:.1f} MB/s media "
+            f"({out['raw_kafka'][size]['messages']} messages)")
+    system = BenchSystem(settings, log_dir)
+    out.update(run_id=system.run_id, stream_prefix=system.prefix, worker_group=system.app_id,
+               idle_timeout_s=system.idle_timeout_s, log_dir=str(log_dir))
+    say(f"== whole system: starting bridge, worker (group {system.app_id}, prefix "
+        f"{system.prefix}) and playback")
+    try:
+        system.start()
+        say(f"== glass-to-playable: {a.latency_cameras} cameras 640x360")
+        spec = TrialSpec(a.latency_cameras, "640x360", a.latency_seconds, a.fps,
+                         bitrate=a.bitrates.get("640x360", "500k"))
+        out["latency"] = latency_run(system, spec, say)
+        lat = out["latency"]
+        say(f"   p50 {lat['glass_to_playable_p50_s']} s, p99 {lat['glass_to_playable_p99_s']} s "
+            f"over {lat['segments_seen']} segments")
+        for size in a.sizes:
+            say(f"== capacity search {size}: doubling from {a.start.get(size, 8)} with "
+                f"{a.bracket_seconds:.0f}s trials, then {a.trial_seconds:.0f}s trials")
+            trials: list[dict] = []
+            entry = out["capacity"][size] = {"capacity": 0, "upper": None, "complete": False,
+                                             "full_s": a.trial_seconds,
+                                             "short_s": a.bracket_seconds, "trials": trials}
+
+            def trial(n: int, seconds: float) -> bool:
+                spec = TrialSpec(n, size, seconds, a.fps, chunk_frames=chunk,
+                                 bitrate=a.bitrates.get(size, "500k"), max_lag_s=a.max_lag_s,
+                                 variants=1)  # one pattern: camera start-up in seconds
+                trials.append(capacity_trial(system, spec, say))
+                return trials[-1]["passed"]
+
+            res = capacity_search(trial, a.start.get(size, 8), a.bracket_seconds, a.trial_seconds,
+                                  a.resolution, a.max_cameras, a.max_trials)
+            entry.update(capacity=res.capacity, upper=res.upper, complete=True)
+            say(f"   capacity {size}: {res.capacity} cameras (first failure at {res.upper})")
+    finally:
+        system.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything, write the result file and plots, print the summary table."""
+    a = _args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM too stops every child and writes
+    from ops.bench import report
+    from ops.bench.machine import describe
+    from pipeline.config import load_settings
+
+    settings = load_settings()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    res: dict = {"stamp": stamp, "command": " ".join([Path(sys.executable).name, "-m", "ops.bench",
+                                                      *(argv if argv is not None else sys.argv[1:])]),
+                 "parameters": {k: (sorted(v) if isinstance(v, set) else v)
+                                for k, v in vars(a).items()},
+                 "machine": describe(settings),
+                 "segment_target_s": settings.segment_target_s}
+    say(f"camlog bench {stamp}{' (quick)' if a.quick else ''}: load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="camlog-bench-") as tmp:
+        res.update(_sub_benches(a, Path(tmp)))
+        if "system" not in a.skip:
+            log_dir = settings.state_dir / "bench-logs" / stamp
+            try:
+                _system(a, settings, log_dir, res.setdefault("system", {}))
+            except (Exception, KeyboardInterrupt) as exc:  # keep what was measured
+                res["system_error"] = f"{type(exc).__name__}: {exc}"
+                say(f"whole-system run failed: {res['system_error']}")
+    res["load_avg_after"] = os.getloadavg()
+    res["wall_s"] = time.monotonic() - T0
+    res["figures"] = report.figures(res, settings.segment_target_s)
+    try:
+        res["plots"] = report.plots(res, RESULTS, settings.segment_target_s)
+    except Exception as exc:
+        res["plots_error"] = f"{type(exc).__name__}: {exc}"
+    path = report.write(res, RESULTS, stamp)
+    print()
+    print(report.table(res["figures"]))
+    for row in res["figures"]:
+        print(f"  {row['figure']}: {row['note']}")
+    for size, c in res.get("system", {}).get("capacity", {}).items():
+        for t in c["trials"]:
+            print(f"  capacity {size} n={t['cameras']} {t['seconds']:.0f}s "
+                  f"{'pass' if t['passed'] else 'FAIL: ' + str(t['reason'])}; CPU % "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in t.get("cpu_pct", {}).items()))
+    errors = {k: v["error"] for k, v in res.items() if isinstance(v, dict) and "error" in v}
+    if "system_error" in res:
+        errors["system"] = res["system_error"]
+    for k, v in errors.items():
+        print(f"! {k}: {v}")
+    print(f"\nresults: {path.relative_to(ROOT)} (+ latest.json); plots: "
+          f"{', '.join(res.get('plots', [])) or 'none'} in {RESULTS.relative_to(ROOT)}; "
+          f"took {res['wall_s'] / 60:.1f} min; load average now {res['load_avg_after'][0]:.1f}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

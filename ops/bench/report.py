@@ -1,0 +1,212 @@
+"""The benchmark's result: headline figures as ratios to same-run baselines, plots, table, JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["figures", "table", "plots", "write"]
+
+
+def _row(name: str, value: Any, baseline: Any, unit: str, target: str, ratio: float | None,
+         met: bool | None, note: str = "") -> dict:
+    return {"figure": name, "value": value, "baseline": baseline, "unit": unit,
+            "ratio": ratio, "target": target, "met": met, "note": note}
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _best_full(cap: dict | None) -> dict | None:
+    """The passing full-length trial with the most cameras."""
+    if not cap:
+        return None
+    full = [t for t in cap["trials"] if t.get("passed") and t["seconds"] >= cap["full_s"]]
+    return max(full, key=lambda t: t["cameras"]) if full else None
+
+
+def figures(res: dict, target_s: float) -> list[dict]:
+    """The four headline figures (five rows: serving has playlist and segment)."""
+    rows = []
+    system = res.get("system", {})
+    raw = system.get("raw_kafka", {})
+    cap = system.get("capacity", {})
+    best = _best_full(cap.get("640x360"))
+    e2e = best["stored_mb_per_s"] if best else None
+    base = raw.get("640x360", {}).get("media_mb_per_s")
+    r = _div(e2e, base)
+    rows.append(_row("ingest efficiency", e2e, base, "MB/s", ">= 0.8", r,
+                     None if r is None else r >= 0.8,
+                     "stored media MB/s at the 640x360 capacity ÷ raw produce+consume"))
+    lat = system.get("latency", {})
+    p99 = lat.get("glass_to_playable_p99_s")
+    r = _div(p99, target_s)
+    rows.append(_row("latency ratio", p99, target_s, "s", "<= 1.1", r,
+                     None if r is None else r <= 1.1,
+                     f"glass-to-playable p99 ÷ segment target over {lat.get('segments_seen', 0)} "
+                     f"segments; ingest->sealed p99 {_fmt(lat.get('seal_p99_s'))} s, "
+                     f"sealed->in playlist p99 {_fmt(lat.get('sealed_to_playlist_p99_s'))} s"))
+    for size, goal in (("640x360", 500), ("1280x720", None)):
+        c = cap.get(size)
+        if not c:
+            continue
+        b = _best_full(c)
+        per_cam = _div(b["stored_mb_per_s"], b["cameras"]) if b else None
+        raw_cams = _div(raw.get(size, {}).get("media_mb_per_s"), per_cam)
+        n = b["cameras"] if b else 0  # the largest full-length pass, even if the search broke
+        more = "" if c.get("upper") else " (none within the trial budget)"
+        more += "" if c.get("complete", True) else "; SEARCH INCOMPLETE"
+        rows.append(_row(f"capacity {size}", n, None if raw_cams is None else round(raw_cams),
+                         "cameras", f">= {goal}" if goal else "-", _div(n, raw_cams),
+                         None if goal is None else n >= goal,
+                         f"15 fps, {c['full_s']:.0f}s trials; first failing count "
+                         f"{c.get('upper')}{more}; baseline = cameras raw Kafka could carry"))
+    pb = res.get("playback", {})
+    for kind in ("playlist", "segment"):
+        if kind in pb:
+            x = pb[kind]
+            r = x.get("rps_ratio")
+            rows.append(_row(f"serving efficiency ({kind})", x["camlog"]["rps"],
+                             x["nginx"]["rps"], "req/s", ">= 0.5", r,
+                             None if r is None else r >= 0.5, "camlog playback ÷ nginx, same bytes"))
+    ing = res.get("ingest", {})
+    if "ratio_bridge_to_raw" in ing:
+        rows.append(_row("(info) bridge saturated ÷ raw produce", ing["bridge_sustained_mb_per_s"],
+                         ing["raw_mb_per_s"], "MB/s", "-", ing["ratio_bridge_to_raw"], None,
+                         "ingest benchmark, bridge only"))
+    seg = res.get("segmenter", {})
+    if "cpu_ratio_vs_ffmpeg" in seg:
+        rows.append(_row("(info) segmenter CPU ÷ ffmpeg remux", seg["segmenter"]["cpu_s_per_media_s"],
+                         seg["ffmpeg"]["cpu_s_per_media_s"], "CPU s/media s", "-",
+                         seg["cpu_ratio_vs_ffmpeg"], None, "segmenter benchmark (lower is better)"))
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else (f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
+    return str(v)
+
+
+def table(rows: list[dict]) -> str:
+    """The summary table as aligned text."""
+    head = ("figure", "value", "baseline", "ratio", "target", "met?")
+    body = [(r["figure"], f"{_fmt(r['value'])} {r['unit']}", f"{_fmt(r['baseline'])} {r['unit']}",
+             _fmt(r["ratio"]), r["target"],
+             {True: "yes", False: "NO", None: "n/a"}[r["met"]]) for r in rows]
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def plots(res: dict, out_dir: Path, target_s: float) -> list[str]:
+    """Throughput and latency over time, latency histogram, capacity trials (PNG, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    system = res.get("system", {})
+    lat = system.get("latency") or {}
+    cap = system.get("capacity") or {}
+
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 7))
+    stored = lat.get("stored") or []
+    if stored:
+        t0 = min(s["sealed"] for s in stored)
+        width = max(1.0, target_s)  # segments seal in waves, one per target duration
+        bins: dict[int, float] = {}
+        for s in stored:
+            k = int((s["sealed"] - t0) // width)
+            bins[k] = bins.get(k, 0.0) + s["bytes"] / 1e6 / width
+        xs = list(range(max(bins) + 1))
+        a1.plot([x * width for x in xs], [bins.get(x, 0.0) for x in xs], drawstyle="steps-post")
+    a1.set(title=f"whole system: MB/s stored, {target_s:g} s bins "
+                 f"({lat.get('cameras', '?')} cameras)", xlabel="s", ylabel="MB/s")
+    for size, c in cap.items():
+        for t in c["trials"]:
+            pts = [(s["t"], s["acked_per_s"]) for s in t.get("samples", [])
+                   if s["acked_per_s"] and s.get("fleet", True)]
+            if pts:
+                a2.plot(*zip(*pts), label=f"{size} n={t['cameras']} "
+                        f"{'pass' if t['passed'] else 'fail'}", alpha=0.8)
+    a2.set(title="capacity trials: acknowledged frames/s", xlabel="s", ylabel="frames/s")
+    if a2.lines:
+        a2.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    made.append(_save(fig, out_dir / "throughput.png"))
+
+    pts = lat.get("points") or []
+    fig, (b1, b2) = plt.subplots(2, 1, figsize=(10, 7))
+    if pts:
+        t0 = pts[0]["seen"]
+        b1.scatter([p["seen"] - t0 for p in pts], [p["glass_to_playable_s"] for p in pts], s=8,
+                   label="glass-to-playable")
+        b1.scatter([p["seen"] - t0 for p in pts], [p["seal_s"] for p in pts], s=8,
+                   label="ingest -> sealed")
+        b1.axhline(target_s * 1.1, color="r", ls="--", label="1.1 × target duration")
+        b1.legend(fontsize=8)
+    b1.set(title="glass-to-playable per segment over time", xlabel="s", ylabel="s")
+    for size, c in cap.items():
+        for t in c["trials"]:
+            p = [(s["t"], s["lag_s"]) for s in t.get("samples", [])
+                 if s["lag_s"] is not None and s.get("fleet", True)]
+            if p:
+                b2.plot(*zip(*p), label=f"{size} n={t['cameras']}", alpha=0.8)
+    b2.set(title="capacity trials: worker lag (age of the oldest uncommitted frame chunk)",
+           xlabel="s", ylabel="s")
+    if b2.lines:
+        b2.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    made.append(_save(fig, out_dir / "latency.png"))
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    g = [p["glass_to_playable_s"] for p in pts]
+    if g:
+        ax.hist(g, bins=min(50, max(5, len(g) // 4)))
+        for q, style in ((lat.get("glass_to_playable_p50_s"), ":"),
+                         (lat.get("glass_to_playable_p99_s"), "--")):
+            if q is not None:
+                ax.axvline(q, color="k", ls=style)
+        ax.axvline(target_s * 1.1, color="r", ls="--")
+    ax.set(title="glass-to-playable histogram (dotted p50, dashed p99, red 1.1 × target)",
+           xlabel="s", ylabel="segments")
+    fig.tight_layout()
+    made.append(_save(fig, out_dir / "latency_hist.png"))
+
+    if cap:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        for i, (size, c) in enumerate(cap.items()):
+            for t in c["trials"]:
+                ax.scatter(t["cameras"], i, marker="o" if t["passed"] else "x",
+                           color="g" if t["passed"] else "r", s=30 + t["seconds"] / 2)
+        ax.set_yticks(range(len(cap)), list(cap))
+        ax.set_xscale("log", base=2)
+        ax.set(title="capacity search (o pass, x fail; size ~ trial length)", xlabel="cameras")
+        fig.tight_layout()
+        made.append(_save(fig, out_dir / "capacity.png"))
+    return made
+
+
+def _save(fig: Any, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
+
+
+def write(res: dict, out_dir: Path, stamp: str) -> Path:
+    """``bench-<stamp>.json`` and a copy as ``latest.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(res, indent=1, default=str) + "\n"
+    path = out_dir / f"bench-{stamp}.json"
+    path.write_text(text)
+    (out_dir / "latest.json").write_text(text)
+    return path

@@ -1,0 +1,311 @@
+"""The whole system for benchmarks: bridge, a private worker and playback as child processes.
+
+Everything runs under a private stream prefix and a private worker consumer group (committed at
+the topics' ends before it starts), on free ports, so a benchmark neither sees nor disturbs other
+streams. Trials drive ``camlog camera`` children and judge them from the camera's own report,
+the worker's lag and the segments found in Cassandra.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import os
+import re
+import socket
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pipeline.config import Settings
+from pipeline.runner import Child, SystemRunner
+
+__all__ = ["BenchSystem", "TrialSpec", "stored_segments", "stream_ids", "camera_summary",
+           "progress_samples"]
+
+#: Topics the benchmark worker reads; its group starts at their current ends.
+WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions")
+_PROGRESS = re.compile(r"frames/s (\d+)\s+acked/s (\d+)\s+retries (\d+)\s+dropped (\d+)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def _commit_ends(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
+    """Give ``group`` committed offsets at the current end of every partition of ``topics``."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = []
+        for topic in topics:
+            parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+            offsets += [TopicPartition(topic, p, c.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=10)[1]) for p in parts]
+        c.commit(offsets=offsets, asynchronous=False)
+    finally:
+        c.close()
+
+
+def stream_ids(stream: str, count: int) -> list[str]:
+    """The ids ``camlog camera --stream S --count N`` uses."""
+    from pipeline.device.camera import stream_names
+
+    return stream_names(stream, count)
+
+
+async def _stored(settings: Settings, streams: list[str], start_us: int, end_us: int) -> list:
+    from pipeline.store.segments import SegmentStore
+
+    store = SegmentStore(settings)
+    await store.start()
+    try:
+        out: list = []
+        for i in range(0, len(streams), 32):
+            batch = await asyncio.gather(*(store.segments_between(s, start_us, end_us)
+                                           for s in streams[i:i + 32]))
+            out += [row for rows in batch for row in rows]
+        return out
+    finally:
+        await store.close()
+
+
+def stored_segments(settings: Settings, streams: list[str], start_us: int, end_us: int) -> list:
+    """Every stored segment row of ``streams`` overlapping [start, end)."""
+    return asyncio.run(_stored(settings, streams, start_us, end_us))
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One camera fleet to run against the system."""
+
+    cameras: int
+    size: str
+    seconds: float
+    fps: float = 15.0
+    chunk_frames: int | None = None  # None: the camera CLI's own choice
+    bitrate: str = "500k"
+    max_lag_s: float = 15.0  # worker lag (seconds behind) that counts as unbounded
+    variants: int | None = None  # distinct encoded patterns (fewer = faster camera start-up)
+
+
+@dataclass
+class BenchSystem:
+    """Bridge, worker (private group and prefix) and playback on free ports."""
+
+    settings: Settings
+    log_dir: Path
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    idle_timeout_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        self.prefix = f"bench-{self.run_id}-"
+        self.app_id = f"camlog-bench-{self.run_id}"
+        self.settings = self.settings.replace(
+            bridge_addr=f"127.0.0.1:{_free_port()}", playback_addr=f"127.0.0.1:{_free_port()}",
+            idle_timeout_s=self.idle_timeout_s)
+        root = str(Path(__file__).resolve().parents[2])  # workers import ops.bench.live_views
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        self.runner = SystemRunner(self.settings, self.log_dir, telemetry="none",
+                                   extra_env={"CAMLOG_LOG_LEVEL": "WARNING", "PYTHONPATH": path})
+        self._admin = None
+        self._trials = 0
+        self._service_pids: dict[str, int] = {}
+        self._peek = None  # a consumer that reads the oldest uncommitted message's timestamp
+
+    @property
+    def bridge_url(self) -> str:
+        """Where cameras push."""
+        return f"http://{self.settings.bridge_addr}"
+
+    @property
+    def playback_url(self) -> str:
+        """Where viewers pull."""
+        return f"http://{self.settings.playback_addr}"
+
+    def start(self) -> None:
+        """Start the three services and wait until each is really ready."""
+        from pipeline.topology.kafka import admin_client
+
+        self._admin = admin_client(self.settings)
+        try:  # Kafka and Cassandra too, when `camlog dev up` started them, for CPU shares
+            from pipeline.devstack.stack import Stack, status
+
+            self._service_pids = {str(r["name"]): int(r["pid"])
+                                  for r in status(Stack(self.settings.state_dir)) if r["pid"]}
+        except Exception:
+            self._service_pids = {}
+        _commit_ends(self.settings.kafka, self.app_id, WORKER_TOPICS)
+        r = self.runner
+        bridge = r.spawn("bridge", "bridge", "--rate", "10000", "--burst", "10000")
+        worker = r.spawn("worker", "worker", "--only", "pipeline.agents.segmenter",
+                         "--only", "ops.bench.live_views", "--app-id", self.app_id,
+                         "--stream-prefix", self.prefix)
+        playback = r.spawn("playback", "playback")
+        r.wait("bridge", lambda: _http_ok(f"{self.bridge_url}/readyz"), child=bridge)
+        r.wait("playback", lambda: _http_ok(f"{self.playback_url}/readyz"), child=playback)
+        r.wait("worker", self._worker_ready, timeout=120, child=worker)
+
+    def _worker_ready(self) -> bool:
+        """The private group is STABLE with members (like ``runner.worker_ready``, one client)."""
+        try:
+            desc = self._admin.describe_consumer_groups([self.app_id])[self.app_id].result(timeout=5)
+            return str(desc.state).upper().endswith("STABLE") and len(desc.members) > 0
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        """Stop every child this system started."""
+        self.runner.stop()
+        if self._peek is not None:
+            self._peek.close()
+            self._peek = None
+
+    def check_alive(self) -> None:
+        """Fail loudly when a service died mid-benchmark."""
+        from pipeline.errors import CamlogError
+
+        for c in self.runner.children:
+            if c.name in ("bridge", "worker", "playback") and not c.alive:
+                raise CamlogError(f"{c.name} exited:\n{c.tail()}")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each child (with its own children) and by Kafka/Cassandra."""
+        import psutil
+
+        pids = {c.name.split("-", 1)[0]: c.proc.pid for c in self.runner.children
+                if c.proc is not None and c.alive}
+        pids.update(self._service_pids)
+        out = {}
+        for name, pid in pids.items():
+            try:
+                procs = [psutil.Process(pid)]
+                procs += procs[0].children(recursive=True)
+                out[name] = sum(sum(p.cpu_times()[:2]) for p in procs)
+            except psutil.Error:
+                continue
+        return out
+
+    def lag(self) -> tuple[int | None, float | None]:
+        """The worker's lag on camlog.frames: (messages, seconds).
+
+        Seconds = age of the oldest message not yet committed, so other producers' traffic on
+        the shared topic counts for what it costs the worker, not per message of ours.
+        """
+        from confluent_kafka import Consumer, TopicPartition
+
+        from pipeline.admin.cluster import read_lag
+
+        try:
+            (g,) = read_lag(self._admin, [self.app_id])
+        except Exception:
+            return None, None
+        parts = {tp: (max(c, 0), e) for tp, (c, e) in g.partitions.items()
+                 if tp[0] == "camlog.frames"}
+        msgs = sum(e - c for c, e in parts.values() if e > c)
+        behind = [TopicPartition(t, p, c) for (t, p), (c, e) in parts.items() if e > c]
+        if not behind:
+            return msgs, 0.0
+        if self._peek is None:
+            self._peek = Consumer({"bootstrap.servers": self.settings.kafka,
+                                   "group.id": f"{self.app_id}-peek", "enable.auto.commit": False,
+                                   "fetch.max.bytes": 1 << 20, "max.partition.fetch.bytes": 1 << 16,
+                                   "queued.max.messages.kbytes": 2048})
+        first: dict[int, int] = {}
+        self._peek.assign(behind)
+        try:
+            deadline = time.monotonic() + 3
+            while len(first) < len(behind) and time.monotonic() < deadline:
+                m = self._peek.poll(0.2)
+                if m is not None and not m.error():
+                    first.setdefault(m.partition(), m.timestamp()[1])
+        finally:
+            self._peek.unassign()
+        if not first:
+            return msgs, None
+        return msgs, max(0.0, time.time() - min(first.values()) / 1000)
+
+    def lag_frames(self) -> int | None:
+        """The worker's consumer lag on camlog.frames, in messages (None when unknown)."""
+        from pipeline.admin.cluster import read_lag
+
+        try:
+            (g,) = read_lag(self._admin, [self.app_id])
+        except Exception:
+            return None
+        return sum(g.lag(tp) for tp in g.partitions if tp[0] == "camlog.frames")
+
+    def new_stream(self, tag: str) -> str:
+        """A fresh stream name under the private prefix."""
+        self._trials += 1
+        return f"{self.prefix}{tag}-{self._trials}"
+
+    def spawn_cameras(self, spec: TrialSpec, stream: str) -> Child:
+        """``camlog camera`` for ``spec`` as a child process."""
+        args = ["camera", "--count", str(spec.cameras), "--fps", str(spec.fps),
+                "--size", spec.size, "--bitrate", spec.bitrate, "--stream", stream,
+                "--duration", str(spec.seconds), "--bridge", self.bridge_url]
+        if spec.variants:
+            args += ["--variants", str(spec.variants)]
+        if spec.chunk_frames:
+            args += ["--chunk-frames", str(spec.chunk_frames)]
+        return self.runner.spawn(f"camera-{stream.removeprefix(self.prefix)}", *args)
+
+    def finish_cameras(self, cam: Child, timeout: float) -> dict:
+        """Wait for a camera child; its ``done:`` summary (empty when it never got there)."""
+        deadline = time.monotonic() + timeout
+        while cam.alive and time.monotonic() < deadline:
+            time.sleep(0.5)
+        cam.stop()
+        self.runner.children.remove(cam)
+        return camera_summary(cam.log.read_text(errors="replace"))
+
+    def drain(self, streams: list[str], start_us: int, acked: int, timeout: float = 60.0,
+              report: Callable[[str], None] = print) -> list:
+        """Wait until the acked frames are all in stored segments (or nothing moves for 20 s)."""
+        t0 = time.monotonic()
+        last, last_change, rows = -1, t0, []
+        time.sleep(self.idle_timeout_s + 1)  # the last segment of each stream seals on idle
+        while time.monotonic() - t0 < timeout:
+            rows = stored_segments(self.settings, streams, start_us, int(time.time() * 1e6) + 60_000_000)
+            frames = sum(r.frame_count for r in rows)
+            if frames >= acked:
+                break
+            if frames != last:
+                last, last_change = frames, time.monotonic()
+            elif time.monotonic() - last_change > 20:
+                break
+            report(f"    draining: {frames}/{acked} frames stored, lag {self.lag_frames()}")
+            time.sleep(3)
+        return rows
+
+
+def camera_summary(log: str) -> dict:
+    """The camera CLI's final ``done: {...}`` dict plus its last progress figures."""
+    out: dict = {}
+    for line in log.splitlines():
+        if line.startswith("done: "):
+            try:
+                out.update(ast.literal_eval(line[6:]))
+            except (ValueError, SyntaxError):
+                pass
+    return out
+
+
+def progress_samples(log: str) -> list[tuple[int, int, int, int]]:
+    """(frames/s, acked/s, retries, dropped) from each camera progress line, in order."""
+    return [tuple(map(int, m.groups())) for m in _PROGRESS.finditer(log)]
