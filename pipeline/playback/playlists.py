@@ -64,10 +64,15 @@ async def load_manifest(ctx: Context, sid: str) -> LiveView | None:
         return LiveView(row, text, target, entries)
 
     def ttl(v: LiveView | None) -> float:
-        return 1.0 if v is None else max(0.5, v.target / 2)
+        # In-process freshness is what adds to glass-to-playable latency: keep it short (one
+        # coalesced Cassandra read per stream per 250 ms); CDNs still get max-age = target / 2.
+        return 1.0 if v is None else LIVE_REFRESH_S
 
     return await ctx.cache.get_or_load(
         ("live", sid), load, size=lambda v: 0 if v is None else 3 * len(v.template) + 512, ttl=ttl)
+
+
+LIVE_REFRESH_S = 0.25
 
 
 def _respond(request: web.Request, template: str, cache_control: str) -> web.Response:
