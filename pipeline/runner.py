@@ -104,7 +104,7 @@ class SystemRunner:
             "CAMLOG_STATE_DIR": str(self.settings.state_dir),
             "CAMLOG_REGION": self.settings.region,
             "CAMLOG_TELEMETRY": self.telemetry,
-            "CAMLOG_METRICS_PORT": str(METRICS_PORTS.get(name, 0)) if self.telemetry != "none" else "0",
+            "CAMLOG_METRICS_PORT": str(METRICS_PORTS.get(name, 0)) if "prometheus" in self.telemetry else "0",
             "CAMLOG_BRIDGE_ADDR": self.settings.bridge_addr,
             "CAMLOG_PLAYBACK_ADDR": self.settings.playback_addr,
             "CAMLOG_IDLE_TIMEOUT_S": str(self.settings.idle_timeout_s),

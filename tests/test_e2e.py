@@ -128,6 +128,12 @@ def _stored(settings, stream: str, start_us: int, end_us: int, tmp: Path):
     return segs, path, inits
 
 
+def _spans(log: Path) -> set[tuple[str, str]]:
+    """(span name, trace id) pairs the console exporter wrote to a child's log."""
+    text = log.read_text(errors="replace")
+    return set(re.findall(r'"name": "([^"]+)",\s*"context": \{\s*"trace_id": "0x([0-9a-f]+)"', text))
+
+
 def _view(settings, fn: str, *args):
     from pipeline.store.views import ViewStore
 
@@ -148,7 +154,7 @@ def system(services, tmp_path_factory):
     settings = services.replace(bridge_addr=f"127.0.0.1:{_free_port()}",
                                 playback_addr=f"127.0.0.1:{_free_port()}", idle_timeout_s=IDLE_S)
     logs = tmp_path_factory.mktemp("e2e-logs")
-    runner = SystemRunner(settings, logs, telemetry="none")
+    runner = SystemRunner(settings, logs, telemetry="console")
     group = f"camlog-worker-{prefix}"
     try:
         runner.start_services(worker_args=("--app-id", group, "--stream-prefix", prefix,
@@ -269,6 +275,15 @@ def test_whole_system(system, tmp_path):
             break
         time.sleep(2)
     assert got == (6, 3), rows
+
+    # one trace follows a chunk: bridge request -> segment seal -> live-manifest update
+    bridge_log = next(c.log for c in runner.children if c.name == "bridge")
+    worker_log = next(c.log for c in runner.children if c.name == "worker")
+    chunk_traces = {t for name, t in _spans(bridge_log) if name == "ingest.chunk"}
+    worker = _spans(worker_log)
+    sealed = {t for name, t in worker if name == "segmenter.seal"} & chunk_traces
+    viewed = {t for name, t in worker if name == "views.segments"} & sealed
+    assert sealed and viewed, (len(chunk_traces), len(sealed), len(viewed))
 
     # glass-to-playable: ingest of a segment's first frame -> first seen in the live playlist
     poller.stop.set()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -88,6 +88,8 @@ class Segmenter:
         self.where: dict[str, Hashable] = {}  # stream -> partition
         self.waiting: dict[str, list[tuple[int, Hashable, int, bytes | None]]] = defaultdict(list)
         self.tails: dict[str, asyncio.Task] = {}
+        # trace contexts of recent keyframe chunks, so a segment's seal joins its first chunk's trace
+        self.key_traces: dict[str, deque[tuple[int, Context]]] = defaultdict(lambda: deque(maxlen=8))
         self.deferred: dict[str, int] = {}  # settle points waiting for the stream's last task
         self.inflight: set[asyncio.Task] = set()
         self.acks = AckBook()
@@ -169,6 +171,8 @@ class Segmenter:
                 sid = chunk["stream_id"]
                 self.where[sid], keys[sid] = d.tp, d.key
                 self.waiting[sid].append((chunk["seq"], d.tp, d.offset, d.value))
+                if d.headers and chunk["frames"] and chunk["frames"][0]["keyframe"]:
+                    self.key_traces[sid].append((chunk["seq"], extract_context(d.headers)))
                 frames += len(chunk["frames"])
                 cutter = self.cutters.get(sid) or await self._adopt(sid, chunk)  # evicted meanwhile
                 step = cutter.feed(chunk, now)
@@ -211,6 +215,7 @@ class Segmenter:
             self.lag.pop(tp, None)
 
     def _forget(self, sid: str) -> None:
+        self.key_traces.pop(sid, None)
         self.cutters.pop(sid, None)
         self.where.pop(sid, None)
         self.waiting.pop(sid, None)
@@ -288,7 +293,10 @@ class Segmenter:
         return init
 
     async def _seal(self, cut: Cut) -> None:
-        with _tracer.start_as_current_span("segmenter.seal") as span:
+        # Continue the trace of the chunk that opened the segment (bridge → Kafka → seal → view).
+        opened = next((c for seq, c in self.key_traces.get(cut.stream_id, ())
+                       if seq == cut.first_chunk_seq), None)
+        with _tracer.start_as_current_span("segmenter.seal", context=opened) as span:
             span.set_attribute("camlog.segment_id", cut.segment_id)
             init = await self._init(cut)
             # struct packing of one fragment, ~0.1 ms: cheaper inline than a thread hand-over
