@@ -28,11 +28,12 @@ def _payloads(loop, chunk_frames: int, count: int = 64) -> tuple[list[bytes], li
 
 
 def raw_kafka(bootstrap: str, loop, chunk_frames: int, seconds: float,
-              partitions: int = 6) -> dict:
+              partitions: int = 6, consume: bool = True) -> dict:
     """Produce (idempotent, acks=all, like the bridge) and consume at once on a private topic.
 
     The figure is media MB/s that made the whole trip producer -> broker -> consumer, so it is
-    comparable with camlog's cameras -> bridge -> Kafka -> segments stored.
+    comparable with camlog's cameras -> bridge -> Kafka -> segments stored. With
+    ``consume=False`` it is what the broker acknowledged (the ingest benchmark's baseline).
     """
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -59,9 +60,19 @@ def raw_kafka(bootstrap: str, loop, chunk_frames: int, seconds: float,
         finally:
             c.close()
 
+    acked = {"msgs": 0, "bytes": 0}
+
+    def delivered(err, msg) -> None:
+        if err is None:
+            acked["msgs"] += 1
+            acked["bytes"] += len(msg.value())
+
     consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
-    time.sleep(3)  # let the consumer join before the clock starts
+    if consume:
+        consumer.start()
+        time.sleep(3)  # let the consumer join before the clock starts
+    else:
+        got = acked
     p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
                   "linger.ms": 5, "compression.type": "none"})
     sent = k = 0
@@ -70,7 +81,7 @@ def raw_kafka(bootstrap: str, loop, chunk_frames: int, seconds: float,
         while time.monotonic() - t0 < seconds:
             v = values[k % len(values)]
             try:
-                p.produce(topic, v, key=f"cam-{k % 100}")
+                p.produce(topic, v, key=f"cam-{k % 100}", on_delivery=delivered)
                 sent += 1
                 k += 1
             except BufferError:
@@ -83,7 +94,8 @@ def raw_kafka(bootstrap: str, loop, chunk_frames: int, seconds: float,
         elapsed = time.monotonic() - t0
     finally:
         stop.set()
-        consumer.join(10)
+        if consume:
+            consumer.join(10)
         admin.delete_topics([topic])
     return {"topic_partitions": partitions, "chunk_frames": chunk_frames, "seconds": elapsed,
             "messages": got["msgs"], "sent": sent, "media_mb_per_s": got["bytes"] * media_share / elapsed / 1e6,

@@ -21,12 +21,12 @@ import uuid
 import aiohttp
 import psutil
 
+from ops.bench.baseline import raw_kafka
 from pipeline.auth.tokens import issue
 from pipeline.config import load_settings
 from pipeline.device.camera import Camera, FleetConfig, run_fleet
 from pipeline.device.client import ChunkUploader
 from pipeline.device.pattern import encode_loop
-from pipeline.events import encode
 from pipeline.ingest.framing import Frame
 from tests.bridge_helpers import BridgeProc
 
@@ -79,37 +79,6 @@ async def _saturated(url, settings, loop, n, seconds, chunk_frames, prefix):
     return sum(acked), sum(acked) * avg / elapsed / 1e6, elapsed
 
 
-def _raw(bootstrap, loop, seconds, chunk_frames):
-    from confluent_kafka import Producer
-
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 2, "compression.type": "none"})
-    frames, media, done = 0, 0, [0]
-    t0 = time.monotonic()
-    k = 0
-    while time.monotonic() - t0 < seconds:
-        fs = [loop.frames[(k + j) % len(loop.frames)] for j in range(chunk_frames)]
-        rec = {"stream_id": "bench-raw", "seq": k, "session_id": "x", "source": "SDK",
-               "codec": "H264", "codec_config": None, "width": 0, "height": 0,
-               "timescale": 90000, "producer_time": 0, "ingest_time": 0, "gap_before": 0,
-               "frames": [{"pts": 0, "dts": 0, "keyframe": f.keyframe, "data": f.data} for f in fs]}
-        value = encode("FrameChunk", rec)
-        while True:
-            try:
-                p.produce("camlog.frames", value, key=f"bench-raw-{k % 100}",
-                          on_delivery=lambda e, m: done.__setitem__(0, done[0] + (e is None)))
-                break
-            except BufferError:
-                p.poll(0.01)
-        p.poll(0)
-        frames += chunk_frames
-        media += sum(len(f.data) for f in fs)
-        k += 1
-    p.flush(60)
-    elapsed = time.monotonic() - t0
-    return frames / elapsed, media / elapsed / 1e6
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cameras", type=int, default=100)
@@ -155,7 +124,10 @@ def main() -> int:
                    bridge_rss_after_mb=proc.memory_info().rss / 1e6)
     finally:
         bridge.stop()
-    fps_raw, mb_raw = _raw(settings.kafka, loops[0], args.seconds / 2, args.chunk_frames)
+    # baseline: the same payloads produced straight to a private topic (acks=all, idempotent)
+    raw = raw_kafka(settings.kafka, loops[0], args.chunk_frames, args.seconds / 2, consume=False)
+    fps_raw = raw["messages"] * args.chunk_frames / raw["seconds"]
+    mb_raw = raw["media_mb_per_s"]
     out.update(raw_frames_per_s=fps_raw, raw_mb_per_s=mb_raw,
                ratio_bridge_to_raw=out["bridge_sustained_mb_per_s"] / mb_raw if mb_raw else 0,
                load_avg=psutil.getloadavg())
