@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  dashboard:  {base}/?token={token}")
         for name in names:
             print(f"  {name:<10}  {base}/watch/{name}?token={token}")
-        print(f"  metrics:    " + ", ".join(f"{k} :{v}" for k, v in METRICS_PORTS.items()))
+        print("  metrics:    " + ", ".join(f"{k} :{v}" for k, v in METRICS_PORTS.items()))
         print("Ctrl-C stops everything the demo started.\n")
         from pipeline.topology.kafka import admin_client
 

@@ -61,7 +61,7 @@ async def _saturated(url, settings, loop, n, seconds, chunk_frames, prefix):
             tok = issue(settings.keys, None, "device", [sid], 3600, time.time())
             up = ChunkUploader(s, url, sid, tok, chunk_frames=chunk_frames, max_buffer_chunks=10**6)
             task = asyncio.create_task(up.run())
-            k, sent = 0, 0
+            k = 0
             while time.monotonic() < deadline:
                 while up.buffered < 4:  # keep the pipe full, one in flight
                     f = loop.frames[k % len(loop.frames)]
