@@ -1,1 +1,5 @@
-from pipeline.cli import main; raise SystemExit(main())
+"""``python -m pipeline`` runs the camlog CLI."""
+
+from pipeline.cli import main
+
+raise SystemExit(main())

@@ -87,8 +87,8 @@ def _demux(feed: BodyFeed, emit: Any) -> None:
                 if pkt.size == 0 or pkt.pts is None:
                     continue
                 dts = pkt.dts if pkt.dts is not None else pkt.pts
-                to90k = (lambda t: int(t * scale * 90000))
-                if not emit((codec, to90k(pkt.pts), to90k(dts), pkt.is_keyframe, bytes(pkt))):
+                pts90k, dts90k = int(pkt.pts * scale * 90000), int(dts * scale * 90000)
+                if not emit((codec, pts90k, dts90k, pkt.is_keyframe, bytes(pkt))):
                     return
     except IngestError as exc:
         emit(exc)
