@@ -95,7 +95,7 @@ def _lock(settings: Settings):
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.auth.tokens import issue
     from pipeline.cli import main as camlog
-    from pipeline.runner import METRICS_PORTS, SystemRunner
+    from pipeline.runner import METRICS_PORTS, SystemRunner, start_group_at_end
 
     lock = _lock(settings)
     for addr in (settings.bridge_addr, settings.playback_addr):
@@ -118,8 +118,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         t0 = time.monotonic()
         # The demo's worker is its own consumer group; new, it starts at the head of the log.
-        runner.start_services(worker_args=("--app-id", "camlog-demo", "--offset-reset", "latest"),
-                              group="camlog-demo")
+        start_group_at_end(settings, "camlog-demo")
+        runner.start_services(worker_args=("--app-id", "camlog-demo"), group="camlog-demo")
         names = [args.stream] if args.cameras == 1 else [f"{args.stream}-{i}" for i in range(1, args.cameras + 1)]
         runner.spawn("camera", "camera", "--count", str(args.cameras), "--stream", args.stream,
                      "--fps", str(args.fps), "--size", args.size,

@@ -15,7 +15,11 @@ from typing import Callable
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
 
-__all__ = ["Child", "SystemRunner", "METRICS_PORTS", "worker_ready"]
+__all__ = ["Child", "SystemRunner", "METRICS_PORTS", "worker_ready", "start_group_at_end"]
+
+#: The topics camlog's worker consumes.
+WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions", "camlog.playback",
+                 "camlog.dlq")
 
 #: Prometheus scrape ports of the demo's processes (documented in the README).
 METRICS_PORTS = {"bridge": 9464, "worker": 9465, "playback": 9466, "camera": 9467}
@@ -83,6 +87,32 @@ def worker_ready(settings: Settings, group: str = "camlog-worker") -> bool:
         return str(desc.state).upper().endswith("STABLE") and len(desc.members) > 0
     except Exception:
         return False
+
+
+def start_group_at_end(settings: Settings, group: str,
+                       topics: tuple[str, ...] = WORKER_TOPICS) -> bool:
+    """Commit the current end offsets for a consumer group that has none yet.
+
+    A new deployment (demo, canary, test) then starts exactly at the head of the log with no
+    race against producers; an existing group is left alone. Returns True when it seeded.
+    """
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka})
+    listing = admin.list_consumer_groups(request_timeout=10).result(timeout=15)
+    if any(g.group_id == group for g in listing.valid):
+        return False
+    probe = Consumer({"bootstrap.servers": settings.kafka, "group.id": f"{group}-probe"})
+    try:
+        md = probe.list_topics(timeout=10)
+        tps = [TopicPartition(t, p, probe.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1])
+               for t in topics for p in md.topics[t].partitions]
+    finally:
+        probe.close()
+    for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)]).values():
+        fut.result(timeout=30)
+    return True
 
 
 @dataclass

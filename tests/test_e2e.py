@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.auth.tokens import issue
 from pipeline.events import decode
-from pipeline.runner import SystemRunner
+from pipeline.runner import SystemRunner, start_group_at_end
 from tests.clients import browser, ffmpeg_plays, ffprobe_frames, require
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -157,8 +157,8 @@ def system(services, tmp_path_factory):
     runner = SystemRunner(settings, logs, telemetry="console")
     group = f"camlog-worker-{prefix}"
     try:
-        runner.start_services(worker_args=("--app-id", group, "--stream-prefix", prefix,
-                                                "--offset-reset", "latest"), group=group)
+        assert start_group_at_end(settings, group)
+        runner.start_services(worker_args=("--app-id", group, "--stream-prefix", prefix), group=group)
         yield settings, runner, prefix
     finally:
         runner.stop()

@@ -17,8 +17,6 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="register only these agent modules (repeatable)")
     parser.add_argument("--app-id", default=None,
                         help="Faust app id / consumer group (default camlog-worker; for tests)")
-    parser.add_argument("--offset-reset", choices=("earliest", "latest"), default="earliest",
-                        help="where a NEW consumer group starts (latest: canaries and tests)")
     parser.add_argument("--stream-prefix", default="",
                         help="segment only streams whose id starts with this (canary/tests)")
     parser.set_defaults(func=_run)
@@ -35,8 +33,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     sys.setswitchinterval(0.0005)
     telemetry.setup("camlog-worker", settings)
     extra = {"app_id": args.app_id} if args.app_id else {}
-    if args.offset_reset != "earliest":
-        extra["consumer_auto_offset_reset"] = args.offset_reset
     app = create_app(settings, modules=args.only, stream_prefix=args.stream_prefix, **extra)
     worker = faust.Worker(app, loglevel=(args.loglevel or settings.log_level).lower(),
                           quiet=True, override_logging=False)
