@@ -15,7 +15,7 @@ from typing import Callable
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
 
-__all__ = ["Child", "SystemRunner", "METRICS_PORTS", "worker_ready", "start_group_at_end"]
+__all__ = ["Child", "SystemRunner", "METRICS_PORTS", "worker_ready", "start_group_at_end", "http_ok"]
 
 #: The topics camlog's worker consumes.
 WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions", "camlog.playback",
@@ -69,7 +69,8 @@ class Child:
             return ""
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """True when GET ``url`` answers 200 within 2 s (readiness probes)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
             return r.status == 200
@@ -175,8 +176,8 @@ class SystemRunner:
         bridge = self.spawn("bridge", "bridge")
         worker = self.spawn("worker", "worker", *worker_args)
         playback = self.spawn("playback", "playback")
-        self.wait("bridge", lambda: _http_ok(f"http://{self.settings.bridge_addr}/readyz"), child=bridge)
-        self.wait("playback", lambda: _http_ok(f"http://{self.settings.playback_addr}/readyz"),
+        self.wait("bridge", lambda: http_ok(f"http://{self.settings.bridge_addr}/readyz"), child=bridge)
+        self.wait("playback", lambda: http_ok(f"http://{self.settings.playback_addr}/readyz"),
                   child=playback)
         self.wait("worker", lambda: worker_ready(self.settings, group), timeout=120, child=worker)
 

@@ -14,14 +14,13 @@ import os
 import re
 import socket
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from pipeline.config import Settings
-from pipeline.runner import Child, SystemRunner
+from pipeline.runner import Child, SystemRunner, http_ok
 
 __all__ = ["BenchSystem", "TrialSpec", "stored_segments", "stream_ids", "camera_summary",
            "progress_samples"]
@@ -35,14 +34,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except Exception:
-        return False
 
 
 def _commit_ends(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
@@ -156,8 +147,8 @@ class BenchSystem:
                          "--only", "ops.bench.live_views", "--app-id", self.app_id,
                          "--stream-prefix", self.prefix)
         playback = r.spawn("playback", "playback")
-        r.wait("bridge", lambda: _http_ok(f"{self.bridge_url}/readyz"), child=bridge)
-        r.wait("playback", lambda: _http_ok(f"{self.playback_url}/readyz"), child=playback)
+        r.wait("bridge", lambda: http_ok(f"{self.bridge_url}/readyz"), child=bridge)
+        r.wait("playback", lambda: http_ok(f"{self.playback_url}/readyz"), child=playback)
         r.wait("worker", self._worker_ready, timeout=120, child=worker)
 
     def _worker_ready(self) -> bool:
