@@ -20,13 +20,15 @@ from pipeline.playback.grants import Grants
 from pipeline.playback.params import check_id
 from pipeline.playback.source import Source
 
-__all__ = ["Context", "CONTEXT", "TOKEN", "VIEWER", "authorize", "build_app", "AccessLogger",
+__all__ = ["Context", "CONTEXT", "SERVED", "TOKEN", "VIEWER", "authorize", "build_app", "AccessLogger",
            "viewer_id"]
 
 log = logging.getLogger("camlog.playback")
 CONTEXT: web.AppKey["Context"] = web.AppKey("context")
 TOKEN: web.RequestKey[str] = web.RequestKey("token", str)
 VIEWER: web.RequestKey[str] = web.RequestKey("viewer", str)
+#: Set by a handler once it served a request: the PlaybackEvent kind the middleware records.
+SERVED: web.RequestKey[str] = web.RequestKey("served", str)
 
 # Paths that need no token: probes, the HTML pages (they carry no data; their API calls do) and
 # the static player files.
@@ -115,11 +117,15 @@ async def problems(request: web.Request, handler: Callable[[web.Request], Awaita
             f"{request.method} {name}", kind=trace.SpanKind.SERVER,
             record_exception=False, set_status_on_exception=False) as span:
         resp = await _problems(request, handler)
+        ms = (time.perf_counter() - t0) * 1000
         if request.get(VIEWER) and len(_recent_viewers) < _VIEWERS_MAX:
             _recent_viewers[request[VIEWER]] = time.monotonic()
+        if kind := request.get(SERVED):  # one playback event per request a handler served
+            request.app[CONTEXT].record(request.match_info["stream_id"], kind,
+                                        viewer=viewer_id(request), status=resp.status,
+                                        bytes=resp.content_length or 0, latency_ms=ms)
         span.set_attribute("http.response.status_code", resp.status)
-        _latency.record((time.perf_counter() - t0) * 1000,
-                        {"route": name, "status": resp.status // 100 * 100})
+        _latency.record(ms, {"route": name, "status": resp.status // 100 * 100})
         return resp
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from pipeline.playback.app import CONTEXT, Context, viewer_id
+from pipeline.playback.app import CONTEXT, SERVED, Context
 from pipeline.playback.boxes import BoxError
 from pipeline.playback.clip import ClipBuilder, ClipPlan
 from pipeline.playback.errors import Problem
@@ -91,7 +90,6 @@ def send_bytes(request: web.Request, blob: Blob, content_type: str, cache: str) 
 
 async def segment(request: web.Request) -> web.Response:
     """GET /v1/streams/{stream_id}/segments/{segment_id}.m4s"""
-    t0 = time.perf_counter()
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
     seg_id = check_id(request.match_info["segment_id"], "segment id")
@@ -99,14 +97,12 @@ async def segment(request: web.Request) -> web.Response:
     if blob is None:
         raise Problem(404, "segment_not_found", "no such segment (expired or never stored)")
     resp = send_bytes(request, blob, "video/iso.segment", IMMUTABLE)
-    ctx.record(sid, "SEGMENT", viewer=viewer_id(request), status=resp.status,
-               bytes=resp.content_length or 0, latency_ms=(time.perf_counter() - t0) * 1000)
+    request[SERVED] = "SEGMENT"
     return resp
 
 
 async def init(request: web.Request) -> web.Response:
     """GET /v1/streams/{stream_id}/init/{init_id}.mp4"""
-    t0 = time.perf_counter()
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
     init_id = check_id(request.match_info["init_id"], "init id")
@@ -114,8 +110,7 @@ async def init(request: web.Request) -> web.Response:
     if blob is None:
         raise Problem(404, "init_not_found", "no such init segment")
     resp = send_bytes(request, blob, "video/mp4", IMMUTABLE)
-    ctx.record(sid, "INIT", viewer=viewer_id(request), status=resp.status,
-               bytes=resp.content_length or 0, latency_ms=(time.perf_counter() - t0) * 1000)
+    request[SERVED] = "INIT"
     return resp
 
 
@@ -143,7 +138,6 @@ async def _plan_clip(ctx: Context, sid: str, start_us: int, end_us: int) -> Clip
 
 async def clip(request: web.Request) -> web.StreamResponse:
     """GET /v1/streams/{stream_id}/clip.mp4?start=&end= — progressive MP4 with Range support."""
-    t0 = time.perf_counter()
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
     now_us = int(ctx.now() * 1_000_000)
@@ -188,8 +182,7 @@ async def clip(request: web.Request) -> web.StreamResponse:
             request.transport.abort()
         return resp
     await resp.write_eof()
-    ctx.record(sid, "CLIP", viewer=viewer_id(request), status=status, bytes=last - first + 1,
-               latency_ms=(time.perf_counter() - t0) * 1000)
+    request[SERVED] = "CLIP"
     return resp
 
 
@@ -214,7 +207,6 @@ async def _thumb_segment(ctx: Context, sid: str, at: str | None) -> dict[str, An
 
 async def thumbnail(request: web.Request) -> web.Response:
     """GET /v1/streams/{stream_id}/thumbnail.jpg?at= — keyframe at/before ``at`` (default now)."""
-    t0 = time.perf_counter()
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
     at = request.query.get("at")
@@ -235,8 +227,7 @@ async def thumbnail(request: web.Request) -> web.Response:
                                        size=lambda b: len(b.data) + 200)
     cache = "public, max-age=3600" if at else f"public, max-age={max(1, int(ctx.segment_target_s))}"
     resp = send_bytes(request, blob, "image/jpeg", cache)
-    ctx.record(sid, "THUMBNAIL", viewer=viewer_id(request), status=resp.status,
-               bytes=resp.content_length or 0, latency_ms=(time.perf_counter() - t0) * 1000)
+    request[SERVED] = "THUMBNAIL"
     return resp
 
 

@@ -8,14 +8,13 @@ standard players (which do not send headers) still carry the token on every segm
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from pipeline.playback.app import CONTEXT, TOKEN, Context, viewer_id
+from pipeline.playback.app import CONTEXT, SERVED, TOKEN, Context
 from pipeline.playback.errors import Problem
 from pipeline.playback.hls import render_live, render_vod
 from pipeline.playback.params import parse_range
@@ -88,7 +87,6 @@ def _respond(request: web.Request, template: str, cache_control: str) -> web.Res
 
 async def live(request: web.Request) -> web.Response:
     """GET /v1/streams/{stream_id}/live.m3u8"""
-    t0 = time.perf_counter()
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
     view = await load_manifest(ctx, sid)
@@ -96,14 +94,12 @@ async def live(request: web.Request) -> web.Response:
         raise Problem(404, "unknown_stream", "no live manifest for this stream")
     age = 60 if view.row.get("ended") else max(1, view.target // 2)
     resp = _respond(request, view.template, f"public, max-age={age}")
-    ctx.record(sid, "MANIFEST", viewer=viewer_id(request), status=resp.status,
-               bytes=resp.content_length or 0, latency_ms=(time.perf_counter() - t0) * 1000)
+    request[SERVED] = "MANIFEST"
     return resp
 
 
 async def vod(request: web.Request) -> web.Response:
     """GET /v1/streams/{stream_id}/vod.m3u8?start=&end=[&gaps=discontinuity|gap]"""
-    t0 = time.perf_counter()
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
     now_us = int(ctx.now() * 1_000_000)
@@ -133,8 +129,7 @@ async def vod(request: web.Request) -> web.Response:
         raise Problem(404, "no_recording", "nothing was recorded in that range")
     cache = "public, max-age=300" if ended else f"public, max-age={max(1, int(live_age))}"
     resp = _respond(request, template, cache)
-    ctx.record(sid, "MANIFEST", viewer=viewer_id(request), status=resp.status,
-               bytes=resp.content_length or 0, latency_ms=(time.perf_counter() - t0) * 1000)
+    request[SERVED] = "MANIFEST"
     return resp
 
 
