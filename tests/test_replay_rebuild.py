@@ -1,6 +1,6 @@
 """Views are derived from the log: the live worker's keyspace equals a rebuild from Kafka.
 
-A private live worker (``tests/replay_worker.py``: segmenter + views, reading only new events)
+A private live worker (``tests/worker_proc.py``: segmenter + views, reading only new events)
 writes a fresh "live" keyspace while a stream of real H.264 chunks is produced; then
 ``camlog replay rebuild`` builds another keyspace from the log alone and ``replay verify`` finds
 no difference, until one live cell is corrupted, which it then reports alone.
@@ -62,7 +62,7 @@ def _live(services, tmp_path):
     env = dict(os.environ, CAMLOG_KEYSPACE=ks, CAMLOG_IDLE_TIMEOUT_S=IDLE_S, PYTHONPATH=str(ROOT),
                CAMLOG_KAFKA=services.kafka)
     log = open(tmp_path / "worker.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.replay_worker", app_id, str(ready)],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.worker_proc", app_id, str(ready)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     session = connect(services, ks)

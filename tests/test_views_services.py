@@ -24,7 +24,7 @@ IDLE_S = 15.0
 
 
 class Worker:
-    """The view agents in a child process (``tests/views_worker.py``), restartable."""
+    """The view agents in a child process (``tests/worker_proc.py``), restartable."""
 
     def __init__(self, app_id: str, tmp: Path) -> None:
         self.app_id, self.tmp, self.proc = app_id, tmp, None
@@ -36,7 +36,8 @@ class Worker:
         env = dict(os.environ, CAMLOG_IDLE_TIMEOUT_S=str(IDLE_S), PYTHONPATH=str(ROOT))
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.views_worker", self.app_id, str(self.ready)],
+                [sys.executable, "-m", "tests.worker_proc", self.app_id, str(self.ready),
+                 "pipeline.agents.views"],
                 cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self.ready.exists() or self.proc.poll() is not None, timeout)
         assert self.proc.poll() is None, self.log.read_text()[-3000:]
