@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from pipeline.config import ConfigError, Settings, load_settings
 from pipeline.errors import CamlogError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["COMMANDS", "main"]
 
 # name -> (module with `register(parser)`, one-line help). Modules are imported only when used,
 # so `camlog token` does not pay for Faust or PyAV.

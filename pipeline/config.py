@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets as _secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["Settings", "ConfigError", "load_settings"]
+__all__ = ["ConfigError", "Settings", "load_settings"]
 
 _ENV_PREFIX = "CAMLOG_"
 
@@ -87,7 +88,7 @@ class Settings:
             out.append((host or cp, int(port) if port.isdigit() else 9042))
         return out
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (used by tests and CLI overrides)."""
         return dataclasses.replace(self, **changes)
 

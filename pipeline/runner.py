@@ -8,14 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
 
-__all__ = ["Child", "SystemRunner", "METRICS_PORTS", "worker_ready", "start_group_at_end", "http_ok"]
+__all__ = ["METRICS_PORTS", "Child", "SystemRunner", "http_ok", "start_group_at_end", "worker_ready"]
 
 #: The topics camlog's worker consumes.
 WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions", "camlog.playback",
@@ -187,7 +187,7 @@ class SystemRunner:
             child.stop()
         self.children.clear()
 
-    def __enter__(self) -> "SystemRunner":
+    def __enter__(self) -> SystemRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:

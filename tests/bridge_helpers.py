@@ -33,7 +33,7 @@ class BridgeProc:
         self.proc: subprocess.Popen | None = None
         self.log = Path(f"/tmp/camlog-bridge-{self.port}.log")
 
-    def start(self, wait_ready: bool = True, timeout: float = 60.0) -> "BridgeProc":
+    def start(self, wait_ready: bool = True, timeout: float = 60.0) -> BridgeProc:
         """Spawn the bridge and wait for /readyz (or /healthz when Kafka is meant to be down)."""
         env = {**os.environ, "CAMLOG_IDLE_TIMEOUT_S": str(self.idle_s)}
         self.proc = subprocess.Popen(

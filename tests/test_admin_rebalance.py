@@ -15,8 +15,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -262,10 +262,10 @@ def test_rebalance_moves_replicas_onto_an_added_broker(cluster, capsys):
     props = kaf.render_server_properties(node, nodes)  # voters: the three existing nodes
     props = props.replace("process.roles=broker,controller", "process.roles=broker")
     props = re.sub(r"^listeners=.*$", f"listeners=PLAINTEXT://127.0.0.1:{node.port}", props,
-                   flags=re.M)
+                   flags=re.MULTILINE)
     (node.home / "server.properties").write_text(props)
     meta = (nodes[0].data_dir / "meta.properties").read_text()
-    kaf.format_storage(libs, [node], re.search(r"^cluster.id=(.+)$", meta, re.M).group(1))
+    kaf.format_storage(libs, [node], re.search(r"^cluster.id=(.+)$", meta, re.MULTILINE).group(1))
     kaf.start_node(libs, node)
     try:
         deadline = time.monotonic() + 120

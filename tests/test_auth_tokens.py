@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.telemetry.logs import get_logger
 from pipeline.auth.tokens import TokenError, issue, parse_ttl, scope_allows, verify
+from pipeline.telemetry.logs import get_logger
 
 KEYS = {"k2": b"second-secret-0123456789", "k1": b"first-secret-0123456789"}
 T0 = 1_800_000_000.0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from pipeline.events import EVENTS, DecodeError, decode, decode_any, encode
 from pipeline.events.codec import MAGIC

@@ -58,7 +58,7 @@ class LivePoller(threading.Thread):
             status, body = _get(self.url, 5)
             now = time.time()
             if status == 200:
-                for uri in re.findall(r"^[^#\s].*$", body.decode(), re.M):
+                for uri in re.findall(r"^[^#\s].*$", body.decode(), re.MULTILINE):
                     seg = uri.split("?")[0].rsplit("/", 1)[-1].removesuffix(".m4s")
                     self.first_seen.setdefault(seg, now)
             self.stop.wait(0.1)
@@ -251,7 +251,7 @@ def test_whole_system(system, tmp_path):
                             f"&end={t1_us / 1e6 + 60:.3f}&token={vtok}")
         assert status == 200, body
         uris = [u.split("?")[0].rsplit("/", 1)[-1].removesuffix(".m4s")
-                for u in re.findall(r"^[^#\s].*\.m4s.*$", body.decode(), re.M)]
+                for u in re.findall(r"^[^#\s].*\.m4s.*$", body.decode(), re.MULTILINE)]
         assert uris == [x.segment_id for x in segs], s
     assert ffmpeg_plays(f"{base}/{cams[0]}/vod.m3u8?start={t0_us / 1e6 - 60:.3f}"
                         f"&end={t1_us / 1e6 + 60:.3f}&token={vtok}", seconds=5).returncode == 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 
 from pipeline.events import EVENTS, decode_any, encode
 from pipeline.telemetry import extract_context, get_tracer, inject_headers

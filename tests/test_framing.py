@@ -5,10 +5,18 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.ingest.framing import (
-    FRAME_HEADER, HEADER, MAGIC, Chunk, Frame, FramingError, encode_chunk, parse_chunk,
+    FRAME_HEADER,
+    HEADER,
+    MAGIC,
+    Chunk,
+    Frame,
+    FramingError,
+    encode_chunk,
+    parse_chunk,
 )
 
 frames = st.lists(

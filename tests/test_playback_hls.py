@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from pipeline.playback.hls import program_date_time, render_live, render_vod
 from pipeline.views.manifest import reduce_segments

@@ -15,7 +15,7 @@ from pipeline.events.codec import encode
 
 pytestmark = pytest.mark.services
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 
 
 def _session(stream: str, i: int, t_us: int) -> dict:

@@ -21,7 +21,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.events.codec import encode
-from tests.segmenter.media import chunks, encode as encode_video
+from tests.segmenter.media import chunks
+from tests.segmenter.media import encode as encode_video
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -7,7 +7,14 @@ import uuid
 import pytest
 
 from pipeline.topology.spec import (
-    TableSpec, TopicSpec, diff_table, diff_topic, effective_topic, load_tables, load_topics, table_cql,
+    TableSpec,
+    TopicSpec,
+    diff_table,
+    diff_topic,
+    effective_topic,
+    load_tables,
+    load_topics,
+    table_cql,
 )
 
 TOPIC = TopicSpec("x", 6, 3, {"retention.ms": "1000", "min.insync.replicas": "2"})

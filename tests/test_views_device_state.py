@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.views.device_state import (
-    DeviceState, columns, effective_online, expire, on_chunk, on_chunks, on_dlq, on_segment,
-    on_session, summarize_chunk,
+    DeviceState,
+    columns,
+    effective_online,
+    expire,
+    on_chunk,
+    on_chunks,
+    on_dlq,
+    on_segment,
+    on_session,
+    summarize_chunk,
 )
 
 T0 = 1_764_000_000_000_000

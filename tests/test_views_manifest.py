@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from pipeline.views.manifest import (
-    DISC_MEMORY, ManifestState, apply_segment, ended_from_session, reduce_segments,
+    DISC_MEMORY,
+    ManifestState,
+    apply_segment,
+    ended_from_session,
+    reduce_segments,
 )
 
 T0 = 1_764_000_000_000_000

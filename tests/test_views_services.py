@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -282,7 +283,7 @@ def test_playback_minutes_exact_across_a_restart(worker, services, produce, cass
 def _month(t_us: int) -> int:
     import datetime as dt
 
-    d = dt.datetime.fromtimestamp(t_us / 1e6, dt.timezone.utc)
+    d = dt.datetime.fromtimestamp(t_us / 1e6, dt.UTC)
     return d.year * 100 + d.month
 
 

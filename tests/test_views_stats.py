@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from pipeline.views.stats import (
-    EXACT_VIEWERS, HOUR_US, MINUTE_US, StatsBook, ViewerSketch, aggregate, hit_of,
+    EXACT_VIEWERS,
+    HOUR_US,
+    MINUTE_US,
+    StatsBook,
+    ViewerSketch,
+    aggregate,
+    hit_of,
 )
 
 T0 = 1_764_000_000_000_000  # on a minute boundary

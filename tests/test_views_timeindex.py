@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.views.timeindex import DAY_US, Gap, covering, day_of, plan_buckets, with_gaps
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import load_settings
 
     settings = load_settings()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     res: dict = {"stamp": stamp, "command": " ".join([Path(sys.executable).name, "-m", "ops.bench",
                                                       *(argv if argv is not None else sys.argv[1:])]),
                  "parameters": {k: (sorted(v) if isinstance(v, set) else v)

@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["describe", "PACKAGES"]
+__all__ = ["PACKAGES", "describe"]
 
 #: Python packages whose versions shape the figures.
 PACKAGES = ("camlog", "faust-streaming", "aiokafka", "confluent-kafka", "cassandra-driver", "av",

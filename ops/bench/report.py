@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["figures", "table", "plots", "write"]
+__all__ = ["figures", "plots", "table", "write"]
 
 
 def _row(name: str, value: Any, baseline: Any, unit: str, target: str, ratio: float | None,
@@ -100,7 +100,10 @@ def table(rows: list[dict]) -> str:
              _fmt(r["ratio"]), r["target"],
              {True: "yes", False: "NO", None: "n/a"}[r["met"]]) for r in rows]
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+
+    def line(cells: list) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))
+
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
 
 

@@ -15,15 +15,21 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pipeline.config import Settings
 from pipeline.runner import Child, SystemRunner, http_ok
 
-__all__ = ["BenchSystem", "TrialSpec", "stored_segments", "stream_ids", "camera_summary",
-           "progress_samples"]
+__all__ = [
+    "BenchSystem",
+    "TrialSpec",
+    "camera_summary",
+    "progress_samples",
+    "stored_segments",
+    "stream_ids",
+]
 
 #: Topics the benchmark worker reads; its group starts at their current ends.
 WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ops.bench.system import BenchSystem, TrialSpec, progress_samples, stream_ids
 

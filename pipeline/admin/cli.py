@@ -11,7 +11,7 @@ import time
 from pipeline.config import Settings
 from pipeline.errors import CliError
 
-__all__ = ["register", "moved_key_fraction"]
+__all__ = ["moved_key_fraction", "register"]
 
 
 def _admin(settings: Settings):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from pipeline.errors import CliError
 
-__all__ = ["PartitionState", "TopicState", "ClusterState", "GroupLag", "read_cluster",
-           "read_lag", "wait_all"]
+__all__ = [
+    "ClusterState",
+    "GroupLag",
+    "PartitionState",
+    "TopicState",
+    "read_cluster",
+    "read_lag",
+    "wait_all",
+]
 
 
 def wait_all(futures: dict, what: str, timeout: float = 30.0) -> dict:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from pipeline.admin.flow import FlowGraph
 from pipeline.errors import CamlogError
 
-__all__ = ["Assignment", "Move", "Plan", "PlanError", "plan_rebalance", "replica_counts",
-           "leader_counts"]
+__all__ = [
+    "Assignment",
+    "Move",
+    "Plan",
+    "PlanError",
+    "leader_counts",
+    "plan_rebalance",
+    "replica_counts",
+]
 
 Assignment = Mapping[tuple[str, int], Sequence[int]]
 """``(topic, partition) -> replicas``, preferred leader first (Kafka's convention)."""

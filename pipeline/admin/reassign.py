@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.admin.cluster import read_cluster, wait_all
 from pipeline.admin.plan import Move, Plan

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pipeline.admin.cluster import ClusterState, GroupLag
 from pipeline.admin.plan import Plan, leader_counts, replica_counts
 
-__all__ = ["table", "human_bytes", "describe_text", "lag_text", "plan_text", "retention_text"]
+__all__ = ["describe_text", "human_bytes", "lag_text", "plan_text", "retention_text", "table"]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

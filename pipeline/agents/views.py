@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from opentelemetry import trace
 
@@ -24,7 +25,7 @@ from pipeline.views.checks import problem
 from pipeline.views.manifest import ManifestState, apply_segment, ended_from_session
 from pipeline.views.stats import StatsBook, hit_of
 
-__all__ = ["register", "ViewWorker", "HITS_TABLE"]
+__all__ = ["HITS_TABLE", "ViewWorker", "register"]
 
 #: Faust table of playback hits keyed by event id (changelog topic ``<app id>-<name>-changelog``).
 HITS_TABLE = "views-playback-hits"

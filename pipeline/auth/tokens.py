@@ -22,13 +22,22 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 __all__ = [
-    "Claims", "TokenError", "KINDS", "MAX_TOKEN_LEN", "issue", "verify", "authenticate",
-    "authorize", "scope_allows",
-    "parse_ttl", "check_scope_syntax",
+    "KINDS",
+    "MAX_TOKEN_LEN",
+    "Claims",
+    "TokenError",
+    "authenticate",
+    "authorize",
+    "check_scope_syntax",
+    "issue",
+    "parse_ttl",
+    "scope_allows",
+    "verify",
 ]
 
 Kind = Literal["device", "viewer"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pipeline.device.client import ChunkUploader
 from pipeline.device.pattern import GopLoop
@@ -70,8 +70,11 @@ async def run_fleet(cameras: list[Camera], cfg: FleetConfig,
     next_tick = t0
     slot = 0
     last_report, last_frames, last_acked = t0, 0, 0
-    totals = lambda: (sum(c.frames for c in cameras),  # noqa: E731
-                      sum(c.uploader.stats.acked_frames for c in cameras))
+
+    def totals() -> tuple[int, int]:
+        return (sum(c.frames for c in cameras),
+                sum(c.uploader.stats.acked_frames for c in cameras))
+
     try:
         while cfg.duration_s is None or now() - t0 < cfg.duration_s:
             t = now()

@@ -17,12 +17,13 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.ingest.framing import Chunk, Frame, encode_chunk
 
-__all__ = ["UploadStats", "ChunkUploader", "packet_frame"]
+__all__ = ["ChunkUploader", "UploadStats", "packet_frame"]
 
 AckCallback = Callable[[int, dict[str, Any]], None]
 _PERMANENT = {400, 401, 403, 404, 409, 413, 415, 422}
@@ -173,7 +174,7 @@ class ChunkUploader:
                 except ValueError:
                     payload = {}
                 retry_after = resp.headers.get("Retry-After")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.stats.last_error = type(exc).__name__
             return "retry", None
         if status == 200:

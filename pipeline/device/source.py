@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from pipeline.device.client import packet_frame
 from pipeline.ingest.framing import Frame

@@ -3,4 +3,4 @@
 from pipeline.events.catalog import EVENTS, TOPICS, EventType
 from pipeline.events.codec import DecodeError, decode, decode_any, encode
 
-__all__ = ["EVENTS", "TOPICS", "EventType", "DecodeError", "decode", "decode_any", "encode"]
+__all__ = ["EVENTS", "TOPICS", "DecodeError", "EventType", "decode", "decode_any", "encode"]

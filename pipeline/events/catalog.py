@@ -13,7 +13,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from pipeline import ROOT
 
-__all__ = ["SCHEMA_DIR", "EventType", "EVENTS", "TOPICS", "BY_FINGERPRINT", "WriterSchema", "load_schema"]
+__all__ = ["BY_FINGERPRINT", "EVENTS", "SCHEMA_DIR", "TOPICS", "EventType", "WriterSchema", "load_schema"]
 
 SCHEMA_DIR = ROOT / "schemas"
 

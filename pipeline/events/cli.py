@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 
-__all__ = ["register", "check_dir"]
+__all__ = ["check_dir", "register"]
 
 
 def check_dir(schema_dir: Path) -> list[str]:

@@ -9,7 +9,7 @@ from fastavro import schemaless_reader, schemaless_writer
 
 from pipeline.events.catalog import BY_FINGERPRINT, EVENTS, EventType
 
-__all__ = ["MAGIC", "DecodeError", "EncodeError", "encode", "decode", "decode_any"]
+__all__ = ["MAGIC", "DecodeError", "EncodeError", "decode", "decode_any", "encode"]
 
 MAGIC = b"\xc3\x01"
 _HEADER = len(MAGIC) + 8

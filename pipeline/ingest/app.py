@@ -7,7 +7,8 @@ import contextlib
 import re
 import time
 from collections import OrderedDict
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ from pipeline.ingest.producer import EventProducer
 from pipeline.ingest.ratelimit import RateLimiter
 from pipeline.telemetry import get_logger, get_meter, get_tracer
 
-__all__ = ["build_app", "BRIDGE"]
+__all__ = ["BRIDGE", "build_app"]
 
 BRIDGE = web.AppKey("bridge", Bridge)
 _ID = re.compile(STREAM_ID_RE)

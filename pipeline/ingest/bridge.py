@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pipeline.events import encode
 from pipeline.ingest.checks import inspect_chunk
@@ -14,7 +15,7 @@ from pipeline.ingest.producer import EventProducer, KafkaUnavailable
 from pipeline.ingest.streams import StreamTable
 from pipeline.telemetry import get_meter, inject_headers
 
-__all__ = ["Bridge", "FRAMES_TOPIC", "SESSIONS_TOPIC"]
+__all__ = ["FRAMES_TOPIC", "SESSIONS_TOPIC", "Bridge"]
 
 FRAMES_TOPIC = "camlog.frames"
 SESSIONS_TOPIC = "camlog.sessions"
@@ -119,7 +120,7 @@ class Bridge:
     async def _await(self, fut: asyncio.Future, stream_id: str, seq: int) -> dict[str, Any]:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise IngestError(503, "kafka_slow", f"Kafka has not acknowledged seq {seq} yet",
                               retry_after=1) from None
         except KafkaUnavailable as exc:

@@ -8,7 +8,7 @@ from pipeline.ingest.framing import Chunk
 from pipeline.ingest.problems import IngestError
 from pipeline.media.annexb import MediaError, is_keyframe, parameter_sets, parse_config
 
-__all__ = ["ChunkInfo", "inspect_chunk", "STREAM_ID_RE"]
+__all__ = ["STREAM_ID_RE", "ChunkInfo", "inspect_chunk"]
 
 #: Stream ids: letters, digits, dot, dash, underscore; 1..64 characters; no leading dot/dash.
 STREAM_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"

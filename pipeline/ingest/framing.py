@@ -35,8 +35,17 @@ import struct
 from dataclasses import dataclass, field
 
 __all__ = [
-    "MAGIC", "VERSION", "CODECS", "MAX_FRAMES", "HEADER", "FRAME_HEADER", "Frame", "Chunk",
-    "FramingError", "encode_chunk", "parse_chunk",
+    "CODECS",
+    "FRAME_HEADER",
+    "HEADER",
+    "MAGIC",
+    "MAX_FRAMES",
+    "VERSION",
+    "Chunk",
+    "Frame",
+    "FramingError",
+    "encode_chunk",
+    "parse_chunk",
 ]
 
 MAGIC = b"CLGC"

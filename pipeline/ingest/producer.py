@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Ack", "KafkaUnavailable", "EventProducer"]
+__all__ = ["Ack", "EventProducer", "KafkaUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class EventProducer:
         return await fut
 
     def enqueue(self, topic: str, key: bytes, value: bytes,
-                headers: list[tuple[str, bytes]] | None = None) -> "asyncio.Future[Ack]":
+                headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Ack]:
         """Hand the event to the client now (keeping call order) and return its ack future."""
         if self._producer is None:
             raise KafkaUnavailable("producer not started")

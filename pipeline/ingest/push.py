@@ -26,7 +26,7 @@ from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.framing import Chunk, Frame
 from pipeline.ingest.problems import IngestError
 
-__all__ = ["push_handler", "BodyFeed"]
+__all__ = ["BodyFeed", "push_handler"]
 
 _CODECS = {"h264": "H264", "hevc": "H265"}
 _WINDOW = 64  # chunks in flight to Kafka per push

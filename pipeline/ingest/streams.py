@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.ingest.problems import IngestError
 
-__all__ = ["StreamState", "Admission", "StreamTable"]
+__all__ = ["Admission", "StreamState", "StreamTable"]
 
 _RECENT_ACKS = 64  # retries of any of the last 64 persisted seqs get their original ack
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -14,7 +15,7 @@ from pipeline.playback.errors import Problem
 from pipeline.playback.params import check_id, parse_limit
 from pipeline.views.device_state import effective_online
 
-__all__ = ["add_routes", "viewer_filter", "stream_json"]
+__all__ = ["add_routes", "stream_json", "viewer_filter"]
 
 _BEACON_FIELDS = {"startup_ms": float, "rebuffers": int, "error": str}
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -20,11 +21,20 @@ from pipeline.playback.grants import Grants
 from pipeline.playback.params import check_id
 from pipeline.playback.source import Source
 
-__all__ = ["Context", "CONTEXT", "SERVED", "TOKEN", "VIEWER", "authorize", "build_app", "AccessLogger",
-           "viewer_id"]
+__all__ = [
+    "CONTEXT",
+    "SERVED",
+    "TOKEN",
+    "VIEWER",
+    "AccessLogger",
+    "Context",
+    "authorize",
+    "build_app",
+    "viewer_id",
+]
 
 log = logging.getLogger("camlog.playback")
-CONTEXT: web.AppKey["Context"] = web.AppKey("context")
+CONTEXT: web.AppKey[Context] = web.AppKey("context")
 TOKEN: web.RequestKey[str] = web.RequestKey("token", str)
 VIEWER: web.RequestKey[str] = web.RequestKey("viewer", str)
 #: Set by a handler once it served a request: the PlaybackEvent kind the middleware records.

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
-__all__ = ["Box", "iter_boxes", "find", "box", "full_box", "Sample", "Fragment",
-           "parse_fragment", "TrackInfo", "parse_init", "BoxError"]
+__all__ = [
+    "Box",
+    "BoxError",
+    "Fragment",
+    "Sample",
+    "TrackInfo",
+    "box",
+    "find",
+    "full_box",
+    "iter_boxes",
+    "parse_fragment",
+    "parse_init",
+]
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf", b"mvex", b"edts",
                b"dinf"}

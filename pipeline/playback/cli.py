@@ -9,7 +9,7 @@ import signal
 from pipeline.config import Settings
 from pipeline.errors import CliError
 
-__all__ = ["register", "build_context"]
+__all__ = ["build_context", "register"]
 
 
 def register(parser: argparse.ArgumentParser) -> None:

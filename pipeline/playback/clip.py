@@ -10,11 +10,17 @@ slices), and memory stays at one segment however long the clip.
 from __future__ import annotations
 
 import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Awaitable, Callable
 
 from pipeline.playback.boxes import (
-    Fragment, TrackInfo, box, find, full_box, parse_fragment, parse_init,
+    Fragment,
+    TrackInfo,
+    box,
+    find,
+    full_box,
+    parse_fragment,
+    parse_init,
 )
 
 __all__ = ["ClipBuilder", "ClipPlan", "Run"]

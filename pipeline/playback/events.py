@@ -8,13 +8,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opentelemetry import metrics
 
 from pipeline.events.codec import EncodeError, encode
 
-__all__ = ["EventSink", "TOPIC"]
+__all__ = ["TOPIC", "EventSink"]
 
 TOPIC = "camlog.playback"
 log = logging.getLogger("camlog.playback.events")

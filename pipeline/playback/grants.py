@@ -9,7 +9,7 @@ Pure: no I/O, clock injected.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Grants"]
 

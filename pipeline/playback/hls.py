@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from pipeline.views.timeindex import Gap
 
-__all__ = ["render_live", "render_vod", "program_date_time", "GAP_MODES"]
+__all__ = ["GAP_MODES", "program_date_time", "render_live", "render_vod"]
 
 Row = Mapping[str, Any]
 UrlFor = Callable[[Row], str]
@@ -26,7 +27,7 @@ GAP_MODES = ("discontinuity", "gap")
 
 def program_date_time(time_us: int) -> str:
     """ISO 8601 with milliseconds and ``Z``, as EXT-X-PROGRAM-DATE-TIME wants."""
-    d = _dt.datetime.fromtimestamp(time_us // 1_000_000, _dt.timezone.utc)
+    d = _dt.datetime.fromtimestamp(time_us // 1_000_000, _dt.UTC)
     return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{(time_us % 1_000_000) // 1000:03d}Z"
 
 

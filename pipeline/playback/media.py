@@ -18,7 +18,7 @@ from pipeline.playback.params import check_id, parse_byte_range, parse_range, pa
 from pipeline.playback.thumbnail import ThumbnailError, render_jpeg
 from pipeline.views.timeindex import covering
 
-__all__ = ["add_routes", "Blob", "load_segment", "load_init", "send_bytes"]
+__all__ = ["Blob", "add_routes", "load_init", "load_segment", "send_bytes"]
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 log = logging.getLogger("camlog.playback.media")

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from pipeline.playback.params import check_id
 
-__all__ = ["add_routes", "STATIC"]
+__all__ = ["STATIC", "add_routes"]
 
 STATIC = Path(__file__).with_name("static")
 _PAGE_HEADERS = {

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pipeline.playback.errors import Problem
 
 __all__ = [
-    "check_id", "parse_time", "parse_range", "parse_byte_range", "parse_limit",
     "MAX_TIME_CHARS",
+    "check_id",
+    "parse_byte_range",
+    "parse_limit",
+    "parse_range",
+    "parse_time",
 ]
 
 # Stream, segment and init ids: short, printable, path- and CQL-safe. Anything else is refused
@@ -50,8 +54,8 @@ def parse_time(text: str, what: str = "time") -> int:
         except ValueError:
             raise Problem(400, "bad_time", f"{what}: expected ISO-8601 or epoch seconds") from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
         us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     if not _MIN_US <= us <= _MAX_US:
         raise Problem(400, "bad_time", f"{what}: out of the supported range (2000..2200)")

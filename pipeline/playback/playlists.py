@@ -20,7 +20,7 @@ from pipeline.playback.hls import render_live, render_vod
 from pipeline.playback.params import parse_range
 from pipeline.views.timeindex import with_gaps
 
-__all__ = ["add_routes", "LiveView", "load_manifest"]
+__all__ = ["LiveView", "add_routes", "load_manifest"]
 
 _MARK = "__CAMLOG_TOKEN__"
 _M3U8 = "application/vnd.apple.mpegurl"

@@ -14,7 +14,7 @@ import base64
 import binascii
 from typing import Any, Protocol
 
-__all__ = ["Source", "CassandraSource"]
+__all__ = ["CassandraSource", "Source"]
 
 
 class Source(Protocol):

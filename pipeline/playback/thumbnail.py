@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 
-__all__ = ["render_jpeg", "ThumbnailError"]
+__all__ = ["ThumbnailError", "render_jpeg"]
 
 
 class ThumbnailError(ValueError):

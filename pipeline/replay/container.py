@@ -12,9 +12,10 @@ import hashlib
 import queue
 import threading
 import zlib
-from typing import BinaryIO, Mapping
+from collections.abc import Mapping
+from typing import BinaryIO
 
-__all__ = ["ContainerWriter", "BackgroundFile", "sync_marker", "CODECS"]
+__all__ = ["CODECS", "BackgroundFile", "ContainerWriter", "sync_marker"]
 
 MAGIC = b"Obj\x01"
 CODECS = ("null", "deflate")

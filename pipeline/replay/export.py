@@ -16,7 +16,7 @@ from pipeline.replay.container import BackgroundFile, ContainerWriter, sync_mark
 from pipeline.replay.progress import Progress
 from pipeline.replay.select import LogEvent, LogReader, Selection
 
-__all__ = ["ExportResult", "export", "output_format", "json_line"]
+__all__ = ["ExportResult", "export", "json_line", "output_format"]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pipeline.events.codec import decode_any
 from pipeline.replay.progress import Progress
 from pipeline.replay.select import LogEvent, LogReader, Selection
 
-__all__ = ["ReplayClock", "RebuildResult", "rebuild", "ensure_keyspace"]
+__all__ = ["RebuildResult", "ReplayClock", "ensure_keyspace", "rebuild"]
 
 _BATCH = 500  # frames per device-state batch, as the live frames agent takes them
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import CliError
 from pipeline.events.catalog import BY_FINGERPRINT, EVENTS, TOPICS, EventType
 from pipeline.events.codec import MAGIC, decode_any, encode
 
-__all__ = ["Selection", "PartitionRange", "LogEvent", "LogReader", "event_type_named"]
+__all__ = ["LogEvent", "LogReader", "PartitionRange", "Selection", "event_type_named"]
 
 _HEADER = 10  # single-object encoding: C3 01 + 8-byte fingerprint
 
@@ -153,7 +154,7 @@ class LogReader:
             self._consumer.close()
             self._consumer = None
 
-    def __enter__(self) -> "LogReader":
+    def __enter__(self) -> LogReader:
         self.start()
         return self
 

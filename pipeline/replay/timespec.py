@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from pipeline.errors import CliError
 
-__all__ = ["parse_time", "format_time"]
+__all__ = ["format_time", "parse_time"]
 
 
 def parse_time(text: str) -> int:
@@ -23,11 +23,11 @@ def parse_time(text: str) -> int:
         raise CliError(f"bad time {text!r}: use ISO-8601 (e.g. 2026-11-25T12:00:00Z) "
                        "or epoch seconds") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return round(dt.timestamp() * 1_000_000)
 
 
 def format_time(us: int) -> str:
     """Epoch µs → ISO-8601 UTC with a ``Z``."""
-    dt = datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(us / 1_000_000, tz=UTC)
     return dt.isoformat().replace("+00:00", "Z")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from pipeline.errors import CliError
 
-__all__ = ["Difference", "IGNORED", "diff_rows", "verify"]
+__all__ = ["IGNORED", "Difference", "diff_rows", "verify"]
 
 #: Columns stamped with the wall clock of the process that wrote them, not derived from events.
 IGNORED: dict[str, frozenset[str]] = {

@@ -11,7 +11,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from pipeline.config import Settings
 
-__all__ = ["connect", "aexecute", "Store", "LOCAL_ONE_PROFILE"]
+__all__ = ["LOCAL_ONE_PROFILE", "Store", "aexecute", "connect"]
 
 #: Execution profile name for reads that may be served by any one local replica (playback hot path).
 LOCAL_ONE_PROFILE = "local_one"

@@ -8,7 +8,8 @@ redeliveries and other regions converge to the same cells.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any
 
 from pipeline.config import Settings
 from pipeline.store.cluster import Store, aexecute
@@ -27,8 +28,8 @@ _MANIFEST_COLS = ("stream_id", "media_sequence", "discontinuity_sequence", "targ
 def _months(start_us: int, end_us: int) -> list[int]:
     import datetime as dt
 
-    a = dt.datetime.fromtimestamp(start_us / 1e6, dt.timezone.utc)
-    b = dt.datetime.fromtimestamp(max(start_us, end_us - 1) / 1e6, dt.timezone.utc)
+    a = dt.datetime.fromtimestamp(start_us / 1e6, dt.UTC)
+    b = dt.datetime.fromtimestamp(max(start_us, end_us - 1) / 1e6, dt.UTC)
     out, y, m = [], a.year, a.month
     while (y, m) <= (b.year, b.month):
         out.append(y * 100 + m)
@@ -137,7 +138,7 @@ class ViewStore(Store):
 
     async def segments_in_range(self, stream_id: str, start_us: int, end_us: int,
                                 tolerance_us: int = 100_000, trailing: bool = True
-                                ) -> list[Union[dict[str, Any], Gap]]:
+                                ) -> list[dict[str, Any] | Gap]:
         """Segments (as dicts) covering [start, end) in order, with ``Gap`` items for holes.
 
         Reads through the segmenter's ``SegmentStore.segments_between`` (one bounded slice per

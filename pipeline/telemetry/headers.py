@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from opentelemetry import propagate
 from opentelemetry.context import Context
 
-__all__ = ["inject_headers", "extract_context"]
+__all__ = ["extract_context", "inject_headers"]
 
 KafkaHeaders = Sequence[tuple[str, bytes | str | None]] | dict | None
 

@@ -7,7 +7,9 @@ import os
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader,
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -16,7 +18,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from pipeline.config import Settings
 from pipeline.telemetry.logs import configure_logging
 
-__all__ = ["setup", "shutdown", "get_tracer", "get_meter"]
+__all__ = ["get_meter", "get_tracer", "setup", "shutdown"]
 
 _state: dict = {}
 

@@ -7,7 +7,7 @@ from pipeline.topology.cassandra import apply_cassandra, plan_cassandra
 from pipeline.topology.kafka import admin_client, apply_topics, plan_topics
 from pipeline.topology.spec import Change
 
-__all__ = ["diff_all", "apply_all"]
+__all__ = ["apply_all", "diff_all"]
 
 
 def diff_all(settings: Settings, kafka: bool = True, cassandra: bool = True,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from cassandra.cluster import Session
 
 from pipeline.config import Settings
 from pipeline.topology.spec import Change, TableSpec, diff_table, load_tables
 
-__all__ = ["keyspace_cql", "plan_cassandra", "apply_cassandra"]
+__all__ = ["apply_cassandra", "keyspace_cql", "plan_cassandra"]
 
 _TRACKED_OPTIONS = ("default_time_to_live",)
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from confluent_kafka.admin import (
-    AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic,
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
 )
 
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
 from pipeline.topology.spec import Change, TopicSpec, diff_topic, effective_topic, load_topics
 
-__all__ = ["admin_client", "plan_topics", "apply_topics"]
+__all__ = ["admin_client", "apply_topics", "plan_topics"]
 
 
 def admin_client(settings: Settings) -> AdminClient:

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from pipeline import ROOT
 
 __all__ = [
-    "TOPOLOGY_DIR", "TopicSpec", "TableSpec", "Change",
-    "load_topics", "load_tables", "effective_topic", "table_cql", "diff_topic", "diff_table",
+    "TOPOLOGY_DIR",
+    "Change",
+    "TableSpec",
+    "TopicSpec",
+    "diff_table",
+    "diff_topic",
+    "effective_topic",
+    "load_tables",
+    "load_topics",
+    "table_cql",
 ]
 
 TOPOLOGY_DIR = ROOT / "topology"

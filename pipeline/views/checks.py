@@ -7,9 +7,10 @@ would poison a row (or a Cassandra ``int`` column), so it is dead-lettered with 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-__all__ = ["STREAM_ID", "MAX_TIME_US", "problem"]
+__all__ = ["MAX_TIME_US", "STREAM_ID", "problem"]
 
 #: Valid stream ids, as documented on FrameChunk.stream_id.
 STREAM_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -10,13 +10,24 @@ so a redelivered or replayed event never counts twice. Offline needs no disconne
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 __all__ = [
+    "OWNED",
+    "ChunkSummary",
+    "DeviceState",
     "EventClock",
-    "ChunkSummary", "DeviceState", "summarize_chunk", "on_session", "on_chunk", "on_chunks",
-    "on_segment", "on_dlq", "expire", "columns", "effective_online", "OWNED",
+    "columns",
+    "effective_online",
+    "expire",
+    "on_chunk",
+    "on_chunks",
+    "on_dlq",
+    "on_segment",
+    "on_session",
+    "summarize_chunk",
 ]
 
 _SKEW_SAMPLES = 16
@@ -91,7 +102,7 @@ class DeviceState:
     prev_chunk: ChunkSummary | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any] | None, stream_id: str) -> "DeviceState":
+    def from_row(cls, row: Mapping[str, Any] | None, stream_id: str) -> DeviceState:
         """Re-derive from a stored ``device_state`` row (None → a fresh state)."""
         if not row:
             return cls(stream_id=stream_id)

@@ -21,12 +21,18 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 __all__ = [
-    "DISC_MEMORY", "Entry", "ManifestState", "apply_segment", "reduce_segments",
-    "ended_from_session", "target_seconds",
+    "DISC_MEMORY",
+    "Entry",
+    "ManifestState",
+    "apply_segment",
+    "ended_from_session",
+    "reduce_segments",
+    "target_seconds",
 ]
 
 #: How many discontinuity sequence numbers are remembered before folding into a count.
@@ -53,7 +59,7 @@ class Entry:
     discontinuity: bool = False
 
     @classmethod
-    def from_event(cls, seg: Mapping[str, Any]) -> "Entry":
+    def from_event(cls, seg: Mapping[str, Any]) -> Entry:
         """Build from a decoded SealedSegment record."""
         return cls(
             sequence=int(seg["sequence"]), segment_id=seg["segment_id"],
@@ -74,11 +80,11 @@ class Entry:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Entry":
+    def from_json(cls, d: Mapping[str, Any]) -> Entry:
         """Inverse of ``to_json``."""
         return cls(**{k: d[k] for k in d if k in _ENTRY_FIELDS})
 
-    def merge(self, other: "Entry") -> "Entry":
+    def merge(self, other: Entry) -> Entry:
         """Two versions of one sequence: the greater wins, discontinuity is or-ed (commutative)."""
         best = max(self, other)
         disc = self.discontinuity or other.discontinuity
@@ -125,7 +131,7 @@ class ManifestState:
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], window: int) -> "ManifestState":
+    def from_row(cls, row: Mapping[str, Any], window: int) -> ManifestState:
         """Re-derive the state from a stored row (after a restart or rebalance)."""
         raw = row.get("window_entries") or "[]"
         entries = tuple(sorted(Entry.from_json(d) for d in json.loads(raw)))

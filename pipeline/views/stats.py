@@ -20,12 +20,21 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import astuple, dataclass
-from typing import Any, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
 
 __all__ = [
-    "MINUTE_US", "HOUR_US", "EXACT_VIEWERS", "Hit", "ViewerSketch", "WindowStats", "WindowRow",
-    "hit_of", "aggregate", "StatsBook",
+    "EXACT_VIEWERS",
+    "HOUR_US",
+    "MINUTE_US",
+    "Hit",
+    "StatsBook",
+    "ViewerSketch",
+    "WindowRow",
+    "WindowStats",
+    "aggregate",
+    "hit_of",
 ]
 
 MINUTE_US = 60_000_000
@@ -55,7 +64,7 @@ class Hit:
         return list(astuple(self))
 
     @classmethod
-    def from_list(cls, values: Iterable[Any]) -> "Hit":
+    def from_list(cls, values: Iterable[Any]) -> Hit:
         """Inverse of ``to_list``."""
         return cls(*values)
 
@@ -89,8 +98,7 @@ class ViewerSketch:
         rest = (h << _HLL_BITS) & ((1 << 64) - 1)
         rank = min(64 - rest.bit_length() + 1, 64 - _HLL_BITS + 1)
         assert self._regs is not None
-        if rank > self._regs[idx]:
-            self._regs[idx] = rank
+        self._regs[idx] = max(self._regs[idx], rank)
 
     def add(self, viewer: str) -> None:
         """Count one viewer id (empty ids are anonymous and not counted)."""
@@ -180,7 +188,7 @@ class WindowRow:
         if self.resolution == "minute":
             return self.start_us // DAY_US
         import datetime as _dt
-        d = _dt.datetime.fromtimestamp(self.start_us / 1e6, _dt.timezone.utc)
+        d = _dt.datetime.fromtimestamp(self.start_us / 1e6, _dt.UTC)
         return d.year * 100 + d.month
 
     def to_row(self) -> dict[str, Any]:

@@ -8,11 +8,18 @@ still cover its beginning, so the first slice starts ``max_segment_us`` early.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Any
 
 __all__ = [
-    "DAY_US", "BucketQuery", "Gap", "day_of", "plan_buckets", "covering", "with_gaps",
+    "DAY_US",
+    "BucketQuery",
+    "Gap",
+    "covering",
+    "day_of",
+    "plan_buckets",
+    "with_gaps",
 ]
 
 DAY_US = 86_400_000_000
@@ -77,7 +84,7 @@ def covering(segments: Iterable[Segment], start_us: int, end_us: int) -> list[Se
 
 
 def _gaps(segments: Sequence[Segment], start_us: int, end_us: int,
-          tolerance_us: int) -> Iterator[Union[Segment, Gap]]:
+          tolerance_us: int) -> Iterator[Segment | Gap]:
     cursor = start_us
     for s in segments:
         if s["start_time"] - cursor > tolerance_us:
@@ -89,7 +96,7 @@ def _gaps(segments: Sequence[Segment], start_us: int, end_us: int,
 
 
 def with_gaps(segments: Iterable[Segment], start_us: int, end_us: int,
-              tolerance_us: int = 100_000, trailing: bool = True) -> list[Union[Segment, Gap]]:
+              tolerance_us: int = 100_000, trailing: bool = True) -> list[Segment | Gap]:
     """Covering segments in order with ``Gap`` items where the timeline has holes.
 
     A hole shorter than ``tolerance_us`` (frame jitter) is not a gap. ``trailing=False`` drops a

@@ -105,7 +105,7 @@ class Feed:
                 try:
                     await asyncio.wait_for(stop.wait(), wait)
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             await self.publish(i, t)
             i, t = i + 1, t + self.seg_us

@@ -3,7 +3,8 @@
 import asyncio
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.playback.cache import ByteCache
 
@@ -110,7 +111,6 @@ async def test_ttl_zero_shares_but_does_not_keep():
     async def load():
         nonlocal n
         n += 1
-        return None
 
     await c.get_or_load("missing", load, size=lambda v: 0, ttl=lambda v: 0 if v is None else None)
     await c.get_or_load("missing", load, size=lambda v: 0, ttl=lambda v: 0 if v is None else None)

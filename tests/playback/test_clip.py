@@ -5,7 +5,8 @@ import json
 import subprocess
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.playback.boxes import find
 from pipeline.playback.clip import ClipBuilder

@@ -1,13 +1,18 @@
 """Request input parsing: times, ranges, ids and HTTP Range headers."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.playback.errors import Problem
 from pipeline.playback.params import (
-    check_id, parse_byte_range, parse_limit, parse_range, parse_time,
+    check_id,
+    parse_byte_range,
+    parse_limit,
+    parse_range,
+    parse_time,
 )
 
 T0 = 1_764_072_000_000_000  # 2025-11-25T12:00:00Z
@@ -35,7 +40,7 @@ def test_parse_time_refuses(text):
 
 
 @given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2199, 1, 1),
-                    timezones=st.just(timezone.utc)))
+                    timezones=st.just(UTC)))
 def test_iso_and_epoch_agree(dt):
     us = parse_time(dt.isoformat())
     assert parse_time(str(us)) == us
