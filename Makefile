@@ -9,7 +9,7 @@ CAMLOG := $(VENV)/bin/camlog
 APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm
 HLSJS := pipeline/playback/static/vendor/hls.min.js
 
-.PHONY: install apt python web maven demo test test-fast bench down clean
+.PHONY: install apt python web maven demo test test-fast test-chaos bench down clean
 
 install: apt python web maven
 
@@ -46,6 +46,10 @@ demo: install
 test: install
 	$(CAMLOG) dev up
 	$(VENV)/bin/pytest
+
+test-chaos: install
+	$(CAMLOG) dev up
+	$(VENV)/bin/pytest -m chaos
 
 test-fast: python
 	$(VENV)/bin/pytest -m "not services"

@@ -12,6 +12,21 @@ import pytest
 from pipeline.config import Settings, load_settings
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Chaos tests run last: they fault the shared dev stack (and restore it) after the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures whole-system tests measured (chaos outcomes, recovery times)."""
+    from tests.system import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     """Settings from the environment, as ``make test`` sets it (default ports, state in .camlog)."""

@@ -6,44 +6,25 @@ simulated cameras for ~30 s plus one real ffmpeg MPEG-TS push. Prints glass-to-p
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
 import statistics
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
 from pipeline.auth.tokens import issue
-from pipeline.events import decode
 from pipeline.runner import SystemRunner, start_group_at_end
 from tests.clients import browser, ffmpeg_plays, ffprobe_frames, require
+from tests.system import end_offsets, free_port, get, log_frames, view, wait_stored
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 CAMERA_SECONDS = 30
 IDLE_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 10) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError as e:
-        return 0, str(e).encode()
 
 
 class LivePoller(threading.Thread):
@@ -55,7 +36,7 @@ class LivePoller(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            status, body = _get(self.url, 5)
+            status, body = get(self.url, 5)
             now = time.time()
             if status == 200:
                 for uri in re.findall(r"^[^#\s].*$", body.decode(), re.MULTILINE):
@@ -64,95 +45,17 @@ class LivePoller(threading.Thread):
             self.stop.wait(0.1)
 
 
-def _end_offsets(settings, topic: str) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": settings.kafka, "group.id": f"e2e-{uuid.uuid4().hex}"})
-    try:
-        md = c.list_topics(topic, timeout=10)
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in md.topics[topic].partitions}
-    finally:
-        c.close()
-
-
-def _acked_frames(settings, since: dict[int, int], prefix: str) -> dict[str, int]:
-    """Frames per stream that reached camlog.frames (i.e. were acknowledged), distinct seqs."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": settings.kafka, "group.id": f"e2e-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False})
-    end = _end_offsets(settings, "camlog.frames")
-    c.assign([TopicPartition("camlog.frames", p, o) for p, o in since.items()])
-    seen: dict[str, dict[int, int]] = {}
-    remaining = {p for p in since if end[p] > since[p]}
-    deadline = time.monotonic() + 120
-    try:
-        while remaining and time.monotonic() < deadline:
-            msg = c.poll(1.0)
-            if msg is None or msg.error():
-                continue
-            if msg.offset() >= end[msg.partition()] - 1:
-                remaining.discard(msg.partition())
-            if not (msg.key() or b"").decode().startswith(prefix):
-                continue
-            rec = decode("FrameChunk", msg.value())
-            seen.setdefault(rec["stream_id"], {})[rec["seq"]] = len(rec["frames"])
-    finally:
-        c.close()
-    return {s: sum(v.values()) for s, v in seen.items()}
-
-
-def _stored(settings, stream: str, start_us: int, end_us: int, tmp: Path):
-    """The stream's segments from Cassandra, and init + media segments concatenated to a file."""
-    from pipeline.store.segments import SegmentStore
-
-    async def go():
-        store = SegmentStore(settings)
-        await store.start()
-        try:
-            segs = await store.segments_between(stream, start_us, end_us)
-            blobs, inits = [], set()
-            for s in segs:
-                if s.init_id not in inits:
-                    inits.add(s.init_id)
-                    blobs.append((await store.init_segment(stream, s.init_id)).data)
-                blobs.append(await store.segment_bytes(stream, s.segment_id))
-            return segs, blobs, inits
-        finally:
-            await store.close()
-
-    segs, blobs, inits = asyncio.run(go())
-    path = tmp / f"{stream}.mp4"
-    path.write_bytes(b"".join(blobs))
-    return segs, path, inits
-
-
 def _spans(log: Path) -> set[tuple[str, str]]:
     """(span name, trace id) pairs the console exporter wrote to a child's log."""
     text = log.read_text(errors="replace")
     return set(re.findall(r'"name": "([^"]+)",\s*"context": \{\s*"trace_id": "0x([0-9a-f]+)"', text))
 
 
-def _view(settings, fn: str, *args):
-    from pipeline.store.views import ViewStore
-
-    async def go():
-        store = ViewStore(settings)
-        await store.start()
-        try:
-            return await getattr(store, fn)(*args)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
-
-
 @pytest.fixture(scope="module")
 def system(services, tmp_path_factory):
     prefix = f"e2e{uuid.uuid4().hex[:6]}"
-    settings = services.replace(bridge_addr=f"127.0.0.1:{_free_port()}",
-                                playback_addr=f"127.0.0.1:{_free_port()}", idle_timeout_s=IDLE_S)
+    settings = services.replace(bridge_addr=f"127.0.0.1:{free_port()}",
+                                playback_addr=f"127.0.0.1:{free_port()}", idle_timeout_s=IDLE_S)
     logs = tmp_path_factory.mktemp("e2e-logs")
     runner = SystemRunner(settings, logs, telemetry="console")
     group = f"camlog-worker-{prefix}"
@@ -167,7 +70,7 @@ def system(services, tmp_path_factory):
 def test_whole_system(system, tmp_path):
     settings, runner, prefix = system
     require("ffmpeg")
-    since = _end_offsets(settings, "camlog.frames")
+    since = end_offsets(settings, "camlog.frames")
     t0_us = int(time.time() * 1e6)
     cams = [f"{prefix}-cam-{i}" for i in (1, 2, 3)]
     push = f"{prefix}-push"
@@ -197,7 +100,7 @@ def test_whole_system(system, tmp_path):
     time.sleep(8)
     played = ffmpeg_plays(f"{base}/{cams[1]}/live.m3u8?token={vtok}", seconds=4)
     assert played.returncode == 0 and "error" not in played.stderr.lower(), played.stderr
-    online = _view(settings, "get_device_state", cams[0])
+    online = view(settings, "get_device_state", cams[0])
     assert online and online["online"], online
     pw, chrome = browser()
     try:
@@ -215,39 +118,33 @@ def test_whole_system(system, tmp_path):
 
     # exactly K manifest and M segment requests on the push stream, for the stats check
     for _ in range(5):
-        assert _get(f"{base}/{push}/live.m3u8?token={vtok}")[0] == 200
+        assert get(f"{base}/{push}/live.m3u8?token={vtok}")[0] == 200
     cam.proc.wait(CAMERA_SECONDS + 60)
     assert cam.proc.returncode == 0, cam.tail()
     t1_us = int(time.time() * 1e6)
 
     # every acknowledged frame is in exactly one stored segment
-    acked = _acked_frames(settings, since, prefix)
+    acked = {s: sum(v.values()) for s, v in log_frames(settings, since, prefix).items()}
     assert set(acked) == set(cams) | {push}, acked
     src_frames = len(ffprobe_frames(src))
     assert acked[push] == src_frames
-    deadline = time.monotonic() + 60
-    while True:
-        stored = {s: _stored(settings, s, t0_us - 60_000_000, t1_us + 60_000_000, tmp_path)
-                  for s in acked}
-        counts = {s: sum(x.frame_count for x in segs) for s, (segs, _, _) in stored.items()}
-        if counts == acked or time.monotonic() > deadline:
-            break
-        time.sleep(2)
+    counts, segments = wait_stored(settings, acked, t0_us - 60_000_000, t1_us + 60_000_000,
+                                   tmp_path)
     assert counts == acked
-    for s, (segs, path, inits) in stored.items():
+    for s, (segs, path, inits) in segments.items():
         frames = ffprobe_frames(path)
         assert len(frames) == acked[s], (s, len(frames), acked[s])
         assert len({x.segment_id for x in segs}) == len(segs)
         assert [x.sequence for x in segs] == list(range(segs[0].sequence, segs[0].sequence + len(segs)))
 
     # segment requests on the push stream (after it has segments)
-    push_segs = stored[push][0]
+    push_segs = segments[push][0]
     for s in push_segs[:3]:
-        assert _get(f"{base}/{push}/segments/{s.segment_id}.m4s?token={vtok}")[0] == 200
+        assert get(f"{base}/{push}/segments/{s.segment_id}.m4s?token={vtok}")[0] == 200
 
     # the VOD playlist of the whole run covers every segment
-    for s, (segs, _, _) in stored.items():
-        status, body = _get(f"{base}/{s}/vod.m3u8?start={t0_us / 1e6 - 60:.3f}"
+    for s, (segs, _, _) in segments.items():
+        status, body = get(f"{base}/{s}/vod.m3u8?start={t0_us / 1e6 - 60:.3f}"
                             f"&end={t1_us / 1e6 + 60:.3f}&token={vtok}")
         assert status == 200, body
         uris = [u.split("?")[0].rsplit("/", 1)[-1].removesuffix(".m4s")
@@ -259,7 +156,7 @@ def test_whole_system(system, tmp_path):
     # the cameras stopped: each device goes offline after the idle timeout
     deadline = time.monotonic() + IDLE_S + 30
     while time.monotonic() < deadline:
-        states = {s: _view(settings, "get_device_state", s) for s in cams}
+        states = {s: view(settings, "get_device_state", s) for s in cams}
         if all(st and not st["online"] for st in states.values()):
             break
         time.sleep(1)
@@ -269,7 +166,7 @@ def test_whole_system(system, tmp_path):
     # 5 live playlists + 1 VOD playlist, 3 segments
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        rows = _view(settings, "get_stats", push, t0_us - 120_000_000, t1_us + 120_000_000)
+        rows = view(settings, "get_stats", push, t0_us - 120_000_000, t1_us + 120_000_000)
         got = (sum(r["manifest_requests"] for r in rows), sum(r["segment_requests"] for r in rows))
         if got == (6, 3):
             break
@@ -287,7 +184,7 @@ def test_whole_system(system, tmp_path):
 
     # glass-to-playable: ingest of a segment's first frame -> first seen in the live playlist
     poller.stop.set()
-    segs0 = {x.segment_id: x for x in stored[cams[0]][0]}
+    segs0 = {x.segment_id: x for x in segments[cams[0]][0]}
     lat = sorted(poller.first_seen[i] - segs0[i].ingest_start / 1e6
                  for i in poller.first_seen if i in segs0)
     assert lat, "no segment was seen in the live playlist"
