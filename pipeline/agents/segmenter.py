@@ -22,11 +22,14 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from pipeline.agents.acks import AckBook
+from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
 from pipeline.media.cutter import Cutter
 from pipeline.media.fmp4 import InitSegment, build_init, render_cut
 from pipeline.media.segment import Cut, Step
+from pipeline.retry import patiently
+from pipeline.store.cluster import StoreUnavailable
 from pipeline.store.segments import PART_BYTES, InitRow, SegmentRow, SegmentStore
 from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer, inject_headers
 from pipeline.views.timeindex import day_of
@@ -79,9 +82,11 @@ class Segmenter:
     def __init__(self, settings: Settings, store: SegmentStore, publish: Publish,
                  ack: Callable[[Any], Any], now: Callable[[], float] = time.time,
                  max_inflight: int = 512, evict_after_s: float = 60.0,
-                 stream_prefix: str = "") -> None:
+                 stream_prefix: str = "", fatal: Fatal = stop_worker) -> None:
         self.settings, self.store, self.publish, self.ack, self.now = (
             settings, store, publish, ack, now)
+        self.fatal = fatal
+        self.failed: BaseException | None = None  # once set, nothing is acked any more
         self.max_inflight, self.evict_after_s = max_inflight, evict_after_s
         self.prefix = stream_prefix.encode()
         self.cutters: dict[str, Cutter] = {}
@@ -113,9 +118,12 @@ class Segmenter:
             self._started = True
 
     async def close(self) -> None:
-        """Wait briefly for in-flight seals, then close the store."""
+        """Wait briefly for in-flight seals, cancel the rest (they stay unacked), close the store."""
         if self.inflight:
             await asyncio.wait(set(self.inflight), timeout=10)
+        for task in list(self.inflight):
+            task.cancel()
+        await asyncio.gather(*self.inflight, return_exceptions=True)
         if self._started:
             await self.store.close()
             self._started = False
@@ -135,6 +143,16 @@ class Segmenter:
     async def handle_batch(self, batch: Sequence[Delivery],
                            lag: Mapping[Hashable, int] | None = None) -> None:
         """Process consecutive camlog.frames events: one span, one seal task per stream."""
+        try:
+            await self._handle_batch(batch, lag)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.fail(exc, "segmenter.batch")
+            raise
+
+    async def _handle_batch(self, batch: Sequence[Delivery],
+                            lag: Mapping[Hashable, int] | None) -> None:
         if lag:
             self.lag.update(lag)
         chunks: list[tuple[Delivery, dict]] = []
@@ -187,7 +205,8 @@ class Segmenter:
     async def _adopt(self, sid: str, chunk: dict) -> Cutter:
         """First sight of a stream since start or rebalance: resume from its newest segment."""
         # Segment times follow the bridge clock, so the newest row is near this chunk's time.
-        row = await _retry(lambda: self.store.latest_segment(sid, chunk["ingest_time"]))
+        row = await _stored(lambda: self.store.latest_segment(sid, chunk["ingest_time"]),
+                            "latest_segment")
         snapshot = json.loads(row.resume) if row is not None and row.resume else None
         cutter = self.cutters[sid] = self._cutter(sid, snapshot)
         if row is not None and chunk["seq"] <= row.last_chunk_seq:
@@ -226,7 +245,7 @@ class Segmenter:
     async def _schedule(self, sid: str, step: Step, key: bytes | None) -> None:
         prev = self.tails.get(sid)
         if not step.segments and not step.rejected:
-            if prev is None or prev.done():
+            if prev is None or _succeeded(prev):
                 self._settle(sid, step.settled_through)  # nothing to wait for
             elif step.settled_through is not None:
                 # The stream's last task settles this too once its (earlier) segments are stored.
@@ -235,14 +254,27 @@ class Segmenter:
         task = asyncio.create_task(self._run(sid, step, prev, key))
         self.tails[sid] = task
         self.inflight.add(task)
-        task.add_done_callback(self.inflight.discard)
+        task.add_done_callback(self._done)
         while len(self.inflight) > self.max_inflight:  # backpressure: stop reading for a while
             await asyncio.wait(set(self.inflight), return_when=asyncio.FIRST_COMPLETED)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # _run catches; never unseen
+            self.fail(task.exception(), "segmenter.task")
+
+    def fail(self, exc: BaseException, where: str) -> None:
+        """An unrecoverable error: stop acking for good and hand it to ``fatal``."""
+        if self.failed is None:
+            self.failed = exc
+            self.fatal(exc, where)
 
     async def _run(self, sid: str, step: Step, prev: asyncio.Task | None, key: bytes | None
                    ) -> None:
         if prev is not None:
-            await prev  # a failed predecessor fails us too: nothing later may be acked
+            await asyncio.wait([prev])  # its outcome is judged below, through ``_settle``
+            if not _succeeded(prev):
+                return  # cancelled (revoked, shutdown) or failed: nothing later may be acked
         try:
             for seq, reason in step.rejected:
                 entry = next((w for w in self.waiting.get(sid, ()) if w[0] == seq), None)
@@ -250,9 +282,10 @@ class Segmenter:
                 await self._dead(tp, off, key, original or b"", reason, sid)
             for cut in step.segments:
                 await self._seal(cut)
-        except Exception as exc:
-            _log.error("sealing failed; stream stalls until restart",
-                       extra={"stream_id": sid, "error": repr(exc)})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # not a store outage (those are waited out): a bug or bad schema
+            self.fail(exc, f"segmenter.seal {sid}")
             raise
         through = step.settled_through
         if self.tails.get(sid) is asyncio.current_task() and sid in self.deferred:
@@ -260,7 +293,7 @@ class Segmenter:
         self._settle(sid, through)
 
     def _settle(self, sid: str, through: int | None) -> None:
-        if through is None or sid not in self.waiting:
+        if through is None or sid not in self.waiting or self.failed is not None:
             return
         keep = []
         for entry in self.waiting[sid]:
@@ -284,9 +317,9 @@ class Segmenter:
                 self._inits.clear()
             self._inits[cfg.init_id] = init
         if (cut.stream_id, cfg.init_id) not in self._written_inits:
-            await _retry(lambda: self.store.put_init(InitRow(
+            await _stored(lambda: self.store.put_init(InitRow(
                 cut.stream_id, cfg.init_id, cfg.codec_string, cfg.width, cfg.height, cfg.config,
-                init.data, cut.ingest_start)))
+                init.data, cut.ingest_start)), "put_init")
             if len(self._written_inits) > 65536:
                 self._written_inits.clear()
             self._written_inits.add((cut.stream_id, cfg.init_id))
@@ -316,7 +349,7 @@ class Segmenter:
                 decode_time=cut.decode_time * scale // src, timescale=scale,
                 parts=max(1, -(-len(data) // PART_BYTES)), sealed_time=int(self.now() * 1e6),
                 resume=json.dumps(cut.resume, separators=(",", ":")))
-            await _retry(lambda: self.store.put_segment(row, data))
+            await _stored(lambda: self.store.put_segment(row, data), "put_segment")
             await self._announce(row)
             _SEGMENTS.add(1)
             _BYTES.add(len(data))
@@ -324,8 +357,8 @@ class Segmenter:
 
     async def _announce(self, row: SegmentRow) -> None:
         value = encode("SealedSegment", row.as_event())
-        await _retry(lambda: self.publish("camlog.segments", row.stream_id.encode(), value,
-                                          inject_headers([])))
+        await patiently(lambda: self.publish("camlog.segments", row.stream_id.encode(), value,
+                                             inject_headers([])), "publish", KAFKA_TRANSIENT)
 
     async def _dead(self, tp: Any, offset: int, key: bytes | None, original: bytes, reason: str,
                     sid: str | None) -> None:
@@ -335,22 +368,18 @@ class Segmenter:
         record = {"topic": "camlog.frames", "partition": part if isinstance(part, int) else -1,
                   "offset": offset, "key": key, "original": original, "reason": reason,
                   "stage": "segmenter", "stream_id": sid, "time": int(self.now() * 1e6)}
-        await _retry(lambda: self.publish("camlog.dlq", key or b"", encode("DeadLetter", record),
-                                          inject_headers([])))
+        await patiently(lambda: self.publish("camlog.dlq", key or b"",
+                                             encode("DeadLetter", record), inject_headers([])),
+                        "publish", KAFKA_TRANSIENT)
 
 
-async def _retry(op: Callable[[], Awaitable[Any]], attempts: int = 8) -> Any:
-    """Retry transient I/O with capped backoff; a segment is never skipped, only delayed."""
-    delay = 0.1
-    for n in range(attempts):
-        try:
-            return await op()
-        except Exception as exc:
-            if n == attempts - 1:
-                raise
-            _log.warning("retrying", extra={"error": repr(exc), "attempt": n + 1})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+def _succeeded(task: asyncio.Task) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+async def _stored(op: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """A store call, waited out while Cassandra is unavailable: delayed, never skipped."""
+    return await patiently(op, what, (StoreUnavailable,))
 
 
 def register(app: Any, settings: Settings, now: Callable[[], float] = time.time) -> Segmenter:
@@ -365,7 +394,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
 
     @app.agent(frames, name="segmenter")
     async def segmenter_agent(stream: Any) -> None:
-        await seg.start()
+        await patiently(seg.start, "segmenter.start", (StoreUnavailable,))
         # Batches amortise the per-event costs (span, metrics, seal scheduling); acks stay manual.
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WAIT_S):
             batch = [Delivery(e.message.tp, e.message.offset, e.key, e.value, e.message.headers, e)
@@ -381,8 +410,11 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
 
     @app.timer(interval=1.0)
     async def segmenter_tick() -> None:
-        if seg._started:
-            await seg.tick()
+        if seg._started and seg.failed is None:
+            try:
+                await seg.tick()
+            except Exception as exc:  # noqa: BLE001 - a timer that raises silently stops ticking
+                seg.fail(exc, "segmenter.tick")
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: set, **kwargs: Any) -> None:

@@ -4,6 +4,11 @@ reducers in ``pipeline.views`` and Cassandra (``pipeline.store.views``).
 State per stream (live window, device state) is re-derived from its own Cassandra row the first
 time a stream is seen after a start or a rebalance; playback hits live in a Faust table with a
 changelog so a restart neither loses nor double counts them.
+
+Failures: events are acked only after their batch's writes are done (manual acks, in offset
+order), so an offset is never committed past an unwritten view. While Cassandra is unavailable
+every read and write is retried with capped backoff, forever (the agent waits: backpressure);
+any other error is unrecoverable and ``fatal`` (``supervise.stop_worker``) ends the worker.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from typing import Any
 
 from opentelemetry import trace
 
+from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode_any, encode
+from pipeline.retry import patiently
+from pipeline.store.cluster import StoreUnavailable
 from pipeline.store.views import ViewStore
 from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer
 from pipeline.views import device_state as ds
@@ -51,9 +59,12 @@ class ViewWorker:
     """One worker's view caches and writes; every ``handle_*`` is safe to call again."""
 
     def __init__(self, settings: Settings, now: Callable[[], float] = time.time,
-                 store: ViewStore | None = None, grace_s: float = 5.0) -> None:
+                 store: ViewStore | None = None, grace_s: float = 5.0,
+                 fatal: Fatal = stop_worker) -> None:
         self.settings = settings
         self.now = now
+        self.fatal = fatal
+        self.failed: BaseException | None = None
         self.store = store or ViewStore(settings)
         self.idle_us = int(settings.idle_timeout_s * 1_000_000)
         self.grace_us = int(grace_s * 1_000_000)
@@ -78,7 +89,7 @@ class ViewWorker:
             return
         async with self._start_lock:
             if not self._started:
-                await self.store.start()
+                await _stored(self.store.start, "views.start")
                 self._started = True
 
     async def close(self) -> None:
@@ -95,27 +106,25 @@ class ViewWorker:
         self.index_stale = True
 
     async def _write(self, view: str, fn: Callable[[], Awaitable[None]]) -> None:
-        for attempt in range(3):
-            try:
-                await fn()
-                _WRITES.add(1, {"view": view})
-                return
-            except Exception as exc:  # driver errors are many; retried, then counted and logged
-                if attempt == 2:
-                    _ERRORS.add(1, {"view": view, "kind": "write"})
-                    _log.error("view write failed", extra={"view": view, "error": repr(exc)})
-                    return
-                await asyncio.sleep(0.2 * (attempt + 1))
+        await _stored(fn, f"write {view}")
+        _WRITES.add(1, {"view": view})
 
     async def guard(self, view: str, work: Awaitable[None]) -> None:
-        """Run one unit of work; a failure is counted and logged, never crashes the agent."""
+        """Run one unit of work; an error that outlived the store retries is unrecoverable."""
         try:
             await work
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # one bad stream must not stop every other stream's view
+        except Exception as exc:
             _ERRORS.add(1, {"view": view, "kind": type(exc).__name__})
-            _log.error("view update failed", extra={"view": view, "error": repr(exc)})
+            self.fail(exc, f"views.{view}")
+            raise
+
+    def fail(self, exc: BaseException, where: str) -> None:
+        """An unrecoverable error: hand it to ``fatal`` (once)."""
+        if self.failed is None:
+            self.failed = exc
+            self.fatal(exc, where)
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -129,7 +138,8 @@ class ViewWorker:
             async with self._lock(("m", sid)):
                 st = self.manifests.get(sid)
                 if st is None:
-                    row = await self.store.get_live_manifest(sid)
+                    row = await _stored(lambda: self.store.get_live_manifest(sid),
+                                        "get_live_manifest")
                     st = (ManifestState.from_row(row, self.settings.live_window) if row else
                           ManifestState(sid, self.settings.live_window))
                     self.manifests[sid] = st
@@ -141,7 +151,9 @@ class ViewWorker:
             async with self._lock(("d", sid)):
                 st = self.devices.get(sid)
                 if st is None:
-                    st = ds.DeviceState.from_row(await self.store.get_device_state(sid), sid)
+                    row = await _stored(lambda: self.store.get_device_state(sid),
+                                        "get_device_state")
+                    st = ds.DeviceState.from_row(row, sid)
                     self.devices[sid] = st
         return st
 
@@ -233,7 +245,8 @@ class ViewWorker:
         self._last_stored_sweep = self.now()
         paging = None
         while True:  # streams whose worker died before marking them offline
-            rows, paging = await self.store.list_streams(500, paging)
+            rows, paging = await _stored(lambda p=paging: self.store.list_streams(500, p),
+                                         "list_streams")
             for row in rows:
                 sid = row["stream_id"]
                 if sid in self.devices:
@@ -269,6 +282,11 @@ class ViewWorker:
             await self._write("playback", lambda r=row: self.store.write_window(r))
             self.book.mark_flushed(row)
         return len(rows)
+
+
+async def _stored(op: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """A store call, waited out while Cassandra is unavailable."""
+    return await patiently(op, what, (StoreUnavailable,))
 
 
 def _fold(fn: Callable[[Any, Any], Any], state: Any, items: Iterable[Any]) -> Any:
@@ -323,12 +341,17 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
             # the segmenter dead-letters bad frames; a DLQ event must not be dead-lettered again
             if topic_name not in ("camlog.dlq", "camlog.frames"):
                 key = event.key if isinstance(event.key, (bytes, type(None))) else None
-                await dlq_topic.send(key=key, value=encode("DeadLetter", {
+                value = encode("DeadLetter", {
                     "topic": topic_name, "partition": event.message.partition,
                     "offset": event.message.offset, "key": key,
                     "original": bytes(event.value or b""), "reason": exc.reason,
                     "stage": f"views.{view}", "stream_id": key.decode("utf-8", "replace")
-                    if key else None, "time": int(now() * 1_000_000)}))
+                    if key else None, "time": int(now() * 1_000_000)})
+
+                async def send() -> None:  # delivered before the bad event is acked
+                    await (await dlq_topic.send(key=key, value=value))
+
+                await patiently(send, "publish", KAFKA_TRANSIENT)
             return None
 
     async def one(view: str, event: Any, handle: Callable[[dict], Awaitable[None]]) -> None:
@@ -364,30 +387,48 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
             for e in events:
                 _LAG.record(_lag_ms(e, t), {"view": view})
 
+    async def consume(view: str, stream: Any, handle: Callable[[list[Any]], Awaitable[None]],
+                      batch: int, within: float) -> None:
+        """Batches in offset order, each event acked only once its batch's writes are done."""
+        try:
+            async for events in stream.noack_take(batch, within=within):
+                if events:
+                    await handle(events)
+                    for e in events:
+                        e.ack()
+        except Exception as exc:
+            worker.fail(exc, f"views.{view}")
+            raise
+
+    async def sessions(events: list[Any]) -> None:
+        for e in events:  # one at a time: a session's changes apply in order
+            await one("sessions", e, worker.handle_session)
+
+    async def dead_letters(events: list[Any]) -> None:
+        for e in events:
+            await one("dlq", e, worker.handle_dlq)
+
     @app.agent(topic("camlog.segments"), name="views.segments")
     async def segments_agent(stream: Any) -> None:
-        async for events in stream.take_events(1000, within=0.005):
-            if events:
-                await many("segments", events, worker.handle_segments)
+        await consume("segments", stream, lambda es: many("segments", es, worker.handle_segments),
+                      1000, 0.005)
 
     @app.agent(topic("camlog.sessions"), name="views.sessions")
     async def sessions_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await one("sessions", event, worker.handle_session)
+        await consume("sessions", stream, sessions, 100, 0.005)
 
     @app.agent(topic("camlog.dlq"), name="views.dlq")
     async def dlq_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await one("dlq", event, worker.handle_dlq)
+        await consume("dlq", stream, dead_letters, 100, 0.005)
 
     @app.agent(topic("camlog.frames"), name="views.frames")
     async def frames_agent(stream: Any) -> None:
-        async for events in stream.take_events(1000, within=0.05):
-            if events:
-                await many("frames", events, worker.handle_chunks)
+        await consume("frames", stream, lambda es: many("frames", es, worker.handle_chunks),
+                      1000, 0.05)
 
     @app.agent(topic("camlog.playback"), name="views.playback")
     async def playback_agent(stream: Any) -> None:
+        # In-memory table updates only (its changelog is Faust's): auto-acked events are safe.
         seen = 0
         async for event in stream.events():
             with _tracer.start_as_current_span("views.playback",
@@ -415,9 +456,9 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
             if not worker.index_stale:
                 await worker.flush_stats()
             await worker.sweep_offline()
-        except Exception as exc:  # a timer that raises stops ticking; count it and go on
+        except Exception as exc:  # noqa: BLE001 - store outages are waited out inside: a bug
             _ERRORS.add(1, {"view": "timer", "kind": type(exc).__name__})
-            _log.error("views timer failed", extra={"error": repr(exc)})
+            worker.fail(exc, "views.timer")
 
     @app.on_partitions_assigned.connect
     async def _assigned(*args: Any, **kwargs: Any) -> None:

@@ -1,20 +1,61 @@
-"""One place that turns Settings into a cassandra-driver Session (DC-aware, LOCAL_QUORUM)."""
+"""One place that turns Settings into a cassandra-driver Session (DC-aware, LOCAL_QUORUM), and
+the store boundary's one error type for "Cassandra did not answer": ``StoreUnavailable``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra import (
+    ConsistencyLevel,
+    CoordinationFailure,
+    OperationTimedOut,
+    Timeout,
+    Unavailable,
+)
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
+from cassandra.connection import ConnectionException
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 
 from pipeline.config import Settings
 
-__all__ = ["LOCAL_ONE_PROFILE", "Store", "aexecute", "connect"]
+__all__ = ["LOCAL_ONE_PROFILE", "Store", "StoreUnavailable", "aexecute", "connect", "prepare",
+           "unavailable"]
 
 #: Execution profile name for reads that may be served by any one local replica (playback hot path).
 LOCAL_ONE_PROFILE = "local_one"
+
+#: How often a lost node is tried again: from 0.25 s doubling to 2 s. The driver's default cap
+#: is 10 minutes, which kept readers failing for ~2 minutes after a restarted node was back.
+RECONNECT_BASE_S, RECONNECT_MAX_S = 0.25, 2.0
+
+#: Driver errors that mean "not now" (no replica reachable, timed out, overloaded, restarting),
+#: as opposed to a wrong query or schema, which no retry fixes.
+_TRANSIENT = (NoHostAvailable, OperationTimedOut, Unavailable, Timeout, CoordinationFailure,
+              ConnectionException, OverloadedErrorMessage, IsBootstrappingErrorMessage)
+
+
+class StoreUnavailable(Exception):
+    """Cassandra did not answer in time (node down, too few replicas, timeout): retry later."""
+
+
+def unavailable(exc: BaseException) -> BaseException:
+    """``StoreUnavailable`` for a transient driver error; any other error unchanged."""
+    if isinstance(exc, _TRANSIENT):
+        return StoreUnavailable(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def connect(settings: Settings, keyspace: str | None = None, timeout: float = 10.0) -> Session:
@@ -34,8 +75,13 @@ def connect(settings: Settings, keyspace: str | None = None, timeout: float = 10
     cluster = Cluster(
         contact_points=[h for h, _ in hosts], port=hosts[0][1], execution_profiles=profiles,
         protocol_version=5, connect_timeout=timeout,
+        reconnection_policy=ExponentialReconnectionPolicy(RECONNECT_BASE_S, RECONNECT_MAX_S),
     )
-    return cluster.connect(keyspace)
+    try:
+        return cluster.connect(keyspace)
+    except Exception as exc:
+        cluster.shutdown()
+        raise unavailable(exc) from exc
 
 
 async def aexecute(session: Session, statement: Any, params: Any = None, **kwargs: Any) -> Any:
@@ -51,8 +97,19 @@ async def aexecute(session: Session, statement: Any, params: Any = None, **kwarg
         loop.call_soon_threadsafe(lambda: fut.done() or fut.set_exception(exc))
 
     rf.add_callbacks(ok, err)
-    await fut
+    try:
+        await fut
+    except Exception as exc:
+        raise unavailable(exc) from exc
     return rf.result()
+
+
+async def prepare(session: Session, cql: str) -> Any:
+    """Prepare a statement in a thread (the driver call blocks)."""
+    try:
+        return await asyncio.to_thread(session.prepare, cql)
+    except Exception as exc:
+        raise unavailable(exc) from exc
 
 
 class Store:
@@ -73,7 +130,7 @@ class Store:
         if self._session is None:
             self._session = await asyncio.to_thread(connect, self._settings, self._settings.keyspace)
         for name, cql in self.queries().items():
-            self._ps[name] = await asyncio.to_thread(self._session.prepare, cql)
+            self._ps[name] = await prepare(self._session, cql)
 
     async def close(self) -> None:
         """Shut the driver down if this store made the session."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.store.cluster import LOCAL_ONE_PROFILE, Store, aexecute
+from pipeline.store.cluster import LOCAL_ONE_PROFILE, Store, aexecute, unavailable
 from pipeline.views.timeindex import day_of, plan_buckets
 
 __all__ = ["PART_BYTES", "InitRow", "SegmentRow", "SegmentStore"]
@@ -129,7 +129,7 @@ class SegmentStore(Store):
         while True:
             rows, exc = await pages.get()
             if exc is not None:
-                raise exc
+                raise unavailable(exc) from exc
             out.extend(rows or ())
             if not rf.has_more_pages:
                 return out

@@ -7,12 +7,11 @@ redeliveries and other regions converge to the same cells.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.store.cluster import Store, aexecute
+from pipeline.store.cluster import Store, aexecute, prepare
 from pipeline.store.segments import SegmentStore
 from pipeline.views.stats import WindowRow
 from pipeline.views.timeindex import Gap, day_of, with_gaps
@@ -84,7 +83,7 @@ class ViewStore(Store):
         if ps is None:
             sets = ", ".join(f"{c} = ?" for c in names)
             cql = f"UPDATE device_state USING TIMESTAMP ? SET {sets} WHERE stream_id = ?"
-            ps = self._ps[names] = await asyncio.to_thread(self._session.prepare, cql)
+            ps = self._ps[names] = await prepare(self._session, cql)
         return ps
 
     async def write_device(self, stream_id: str, cols: Mapping[str, Any], ts: int) -> None:
