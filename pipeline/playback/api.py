@@ -128,13 +128,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: started, and a local Cassandra replica answers."""
+    """Readiness: started. Without Cassandra the service still serves what it knows (stale live
+    playlists, cached media, 503 for the rest), so it stays in the load balancer: "degraded"."""
     ctx = request.app[CONTEXT]
-    ok = ctx.ready and await ctx.source.ping()
-    body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+    store = ctx.ready and await ctx.source.ping()
+    status = "not_ready" if not ctx.ready else "ready" if store else "degraded"
+    body: dict[str, Any] = {"status": status, "store": "ok" if store else "unavailable"}
     if ctx.events is not None:
         body["events"] = {"sent": ctx.events.sent, "dropped": ctx.events.dropped}
-    return web.json_response(body, status=200 if ok else 503)
+    return web.json_response(body, status=200 if ctx.ready else 503)
 
 
 def add_routes(app: web.Application) -> None:

@@ -20,6 +20,7 @@ from pipeline.playback.events import EventSink
 from pipeline.playback.grants import Grants
 from pipeline.playback.params import check_id
 from pipeline.playback.source import Source
+from pipeline.store.cluster import StoreUnavailable
 
 __all__ = [
     "CONTEXT",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("camlog.playback")
+#: Retry-After (seconds) of a 503 while Cassandra is unreachable (the driver retries every <= 2 s).
+STORE_RETRY_AFTER_S = 2
 CONTEXT: web.AppKey[Context] = web.AppKey("context")
 TOKEN: web.RequestKey[str] = web.RequestKey("token", str)
 VIEWER: web.RequestKey[str] = web.RequestKey("viewer", str)
@@ -59,6 +62,9 @@ class Context:
     max_range_s: int = 6 * 3600
     max_clip_s: int = 600
     cache: ByteCache = field(default_factory=lambda: ByteCache(256 << 20))
+    #: The newest live view of each stream, kept without expiry: served (marked stale) while
+    #: Cassandra is unreachable.
+    last_live: ByteCache = field(default_factory=lambda: ByteCache(32 << 20))
     grants: Grants | None = None
     ready: bool = False
 
@@ -148,6 +154,10 @@ async def _problems(request: web.Request, handler: Callable[[web.Request], Await
         if exc.status < 400:
             raise
         return _problem_response(Problem(exc.status, exc.reason.lower().replace(" ", "_")), request)
+    except StoreUnavailable:  # degrade: the client retries; what is cached is still served
+        return _problem_response(Problem(
+            503, "store_unavailable", "the segment store is not answering; retry shortly",
+            retry_after=STORE_RETRY_AFTER_S), request)
     except Exception:
         log.exception("unhandled error on %s", request.path)
         return _problem_response(Problem(500, "internal_error", "see server logs"), request)
@@ -159,6 +169,8 @@ def _problem_response(p: Problem, request: web.Request) -> web.Response:
         headers["WWW-Authenticate"] = 'Bearer realm="camlog"'
     if p.status == 416 and "size" in p.extra:
         headers["Content-Range"] = f"bytes */{p.extra['size']}"
+    if "retry_after" in p.extra:
+        headers["Retry-After"] = str(p.extra["retry_after"])
     return web.json_response(problem_body(p, request.path), status=p.status, headers=headers,
                              content_type="application/problem+json")
 
@@ -226,7 +238,9 @@ def build_app(ctx: Context) -> web.Application:
     pages.add_routes(app)
 
     async def lifecycle(app: web.Application) -> Any:
-        await ctx.source.start()
+        from pipeline.retry import patiently
+
+        await patiently(ctx.source.start, "playback.start", (StoreUnavailable,))
         if ctx.events is not None:
             ctx.events.start()
         ctx.ready = True

@@ -7,6 +7,7 @@ standard players (which do not send headers) still carry the token on every segm
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from pipeline.playback.app import CONTEXT, SERVED, TOKEN, Context
 from pipeline.playback.errors import Problem
 from pipeline.playback.hls import render_live, render_vod
 from pipeline.playback.params import parse_range
+from pipeline.store.cluster import StoreUnavailable
 from pipeline.views.timeindex import with_gaps
 
 __all__ = ["LiveView", "add_routes", "load_manifest"]
@@ -34,6 +36,8 @@ class LiveView:
     template: str
     target: int
     entries: list[dict[str, Any]] = field(default_factory=list)
+    loaded: float = 0.0  # when it was read from Cassandra (the context's clock)
+    stale: bool = False  # served from the last known state while Cassandra is unreachable
 
     def get(self, key: str, default: Any = None) -> Any:
         """Row access, with ``_entries`` for the parsed window."""
@@ -48,8 +52,13 @@ def _init_url(init_id: str) -> str:
     return f"init/{init_id}.mp4?token={_MARK}"
 
 
+def _size(v: LiveView | None) -> int:
+    return 0 if v is None else 3 * len(v.template) + 512
+
+
 async def load_manifest(ctx: Context, sid: str) -> LiveView | None:
-    """The live view through the cache, kept about half a target duration."""
+    """The live view through the cache, kept about half a target duration; while Cassandra is
+    unreachable, the last one read (``stale``), if this instance has one."""
     async def load() -> LiveView | None:
         import json
 
@@ -60,15 +69,22 @@ async def load_manifest(ctx: Context, sid: str) -> LiveView | None:
         raw = row.get("window_entries") or row.get("entries") or "[]"
         entries = sorted(json.loads(raw), key=lambda e: e["sequence"])
         target = int(row.get("target_duration") or 0) or max(1, round(ctx.segment_target_s))
-        return LiveView(row, text, target, entries)
+        view = LiveView(row, text, target, entries, loaded=ctx.now())
+        ctx.last_live.put(("live", sid), view, _size(view))
+        return view
 
     def ttl(v: LiveView | None) -> float:
         # In-process freshness is what adds to glass-to-playable latency: keep it short (one
         # coalesced Cassandra read per stream per 250 ms); CDNs still get max-age = target / 2.
         return 1.0 if v is None else LIVE_REFRESH_S
 
-    return await ctx.cache.get_or_load(
-        ("live", sid), load, size=lambda v: 0 if v is None else 3 * len(v.template) + 512, ttl=ttl)
+    try:
+        return await ctx.cache.get_or_load(("live", sid), load, size=_size, ttl=ttl)
+    except StoreUnavailable:
+        last = ctx.last_live.get(("live", sid))
+        if last is None:
+            raise
+        return dataclasses.replace(last, stale=True)
 
 
 LIVE_REFRESH_S = 0.25
@@ -93,7 +109,11 @@ async def live(request: web.Request) -> web.Response:
     if view is None:
         raise Problem(404, "unknown_stream", "no live manifest for this stream")
     age = 60 if view.row.get("ended") else max(1, view.target // 2)
-    resp = _respond(request, view.template, f"public, max-age={age}")
+    if view.stale:  # last known state: say how old, and let caches keep it only briefly
+        resp = _respond(request, view.template, "public, max-age=1, stale-if-error=30")
+        resp.headers["Age"] = str(max(0, int(ctx.now() - view.loaded)))
+    else:
+        resp = _respond(request, view.template, f"public, max-age={age}")
     request[SERVED] = "MANIFEST"
     return resp
 

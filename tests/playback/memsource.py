@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+from pipeline.store.cluster import StoreUnavailable
 from pipeline.views.manifest import reduce_segments
 from tests.playback.media import fmp4
 
@@ -21,6 +22,12 @@ class MemorySource:
         self.inits: dict[tuple[str, str], bytes] = {}
         self.reads: Counter = Counter()
         self.delay = 0.0
+        self.down = False  # every read raises StoreUnavailable, as Cassandra being unreachable
+
+    def _read(self, kind: str) -> None:
+        self.reads[kind] += 1
+        if self.down:
+            raise StoreUnavailable("NoHostAvailable: injected")
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -28,32 +35,32 @@ class MemorySource:
         return True
 
     async def live_manifest(self, sid):
-        self.reads["manifest"] += 1
+        self._read("manifest")
         return self.manifests.get(sid)
 
     async def device_state(self, sid):
-        self.reads["state"] += 1
+        self._read("state")
         return self.states.get(sid)
 
     async def list_streams(self, limit, cursor):
-        self.reads["list"] += 1
+        self._read("list")
         if cursor not in (None, "x"):
             raise ValueError("bad cursor")
         rows = sorted(self.states.values(), key=lambda r: r["stream_id"])
         return rows[:limit], None
 
     async def segments(self, sid, start_us, end_us):
-        self.reads["index"] += 1
+        self._read("index")
         return [r for r in self.index.get(sid, []) if r["start_time"] < end_us
                 and r["end_time"] > start_us - 10_000_000]
 
     async def segment_bytes(self, sid, seg_id):
-        self.reads["segment"] += 1
+        self._read("segment")
         await asyncio.sleep(self.delay)
         return self.blobs.get((sid, seg_id))
 
     async def init_bytes(self, sid, init_id):
-        self.reads["init"] += 1
+        self._read("init")
         return self.inits.get((sid, init_id))
 
 

@@ -289,3 +289,28 @@ async def test_clip_cut_short_when_a_segment_vanishes(client, source):
     assert r.status == 200  # headers were promised before the loss was found
     with pytest.raises(aiohttp.ClientPayloadError):
         await r.read()  # ... so the body is cut short, never silently corrupt
+
+
+async def test_store_outage_degrades_never_errors(client, source):
+    """Cassandra unreachable: the live playlist comes from the last known state (stale, with
+    Age), cached segments are served, everything else is 503 + Retry-After with a problem body."""
+    t = bearer(tok("cam-1"))
+    live = await client.get("/v1/streams/cam-1/live.m3u8", headers=t)
+    fresh = await live.text()
+    seg = "/v1/streams/cam-1/segments/cam-1-0002.m4s"
+    assert (await client.get(seg, headers=t)).status == 200  # now in the cache
+    source.down = True
+    client.ctx.cache.invalidate(("live", "cam-1"))  # as if its 250 ms had passed
+    r = await client.get("/v1/streams/cam-1/live.m3u8", headers=t)
+    assert r.status == 200 and await r.text() == fresh
+    assert r.headers["Age"] == "0" and r.headers["Cache-Control"].startswith("public, max-age=1")
+    assert (await client.get(seg, headers=t)).status == 200
+    for path in ("/v1/streams/cam-1", "/v1/streams/cam-1/segments/cam-1-0003.m4s",
+                 "/v1/streams/cam-gap/live.m3u8", "/v1/streams",
+                 f"/v1/streams/cam-1/vod.m3u8?start={T0 / 1e6}&end={T0 / 1e6 + 4}"):
+        r = await client.get(path, headers=bearer(tok("cam-*")))
+        body = await problem(r, 503, "store_unavailable")
+        assert r.headers["Retry-After"] == "2" and body["retry_after"] == 2, path
+    source.down = False
+    r = await client.get("/v1/streams/cam-gap/live.m3u8", headers=bearer(tok("cam-*")))
+    assert r.status == 200 and "Age" not in r.headers
