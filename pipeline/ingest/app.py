@@ -110,6 +110,7 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
               ack_timeout_s: float = 8.0,
               now: Callable[[], float] = time.time) -> web.Application:
     """The bridge application; Kafka starts/stops with the app (``on_startup``/``on_cleanup``)."""
+    from pipeline.ingest import openapi
     from pipeline.ingest.push import push_handler
     from pipeline.ingest.recovery import recover
 
@@ -188,6 +189,7 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
     app.router.add_post("/v1/streams/{stream_id}/ingest", push)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi.serve)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app

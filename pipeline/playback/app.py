@@ -45,7 +45,7 @@ SERVED: web.RequestKey[str] = web.RequestKey("served", str)
 
 # Paths that need no token: probes, the HTML pages (they carry no data; their API calls do) and
 # the static player files.
-_OPEN = ("/healthz", "/readyz", "/static/", "/watch/", "/favicon.ico")
+_OPEN = ("/healthz", "/readyz", "/openapi.json", "/static/", "/watch/", "/favicon.ico")
 
 
 @dataclass
@@ -226,7 +226,7 @@ async def _preflight(request: web.Request) -> web.Response:
 
 def build_app(ctx: Context) -> web.Application:
     """The application with every route; ``ctx.source`` and ``ctx.events`` start with it."""
-    from pipeline.playback import api, media, pages, playlists
+    from pipeline.playback import api, media, openapi, pages, playlists
 
     app = web.Application(middlewares=[problems, stream_auth], client_max_size=64 << 10)
     app[CONTEXT] = ctx
@@ -236,6 +236,7 @@ def build_app(ctx: Context) -> web.Application:
     playlists.add_routes(app)
     media.add_routes(app)
     pages.add_routes(app)
+    app.router.add_get("/openapi.json", openapi.serve)
 
     async def lifecycle(app: web.Application) -> Any:
         from pipeline.retry import patiently

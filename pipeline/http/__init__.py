@@ -1,0 +1,1 @@
+"""What the HTTP services share: the OpenAPI building blocks their documents are made of."""
