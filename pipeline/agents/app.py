@@ -39,6 +39,9 @@ def create_app(settings: Settings, modules: list[str] | None = None, app_id: str
         "stream_wait_empty": False, "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1, "broker_commit_interval": 1.0, "topic_partitions": 6,
         "consumer_max_fetch_size": 4 * 1024 * 1024,
+        # A dead worker's partitions move after 15 s (Faust's default is 60 s of nobody
+        # processing them); heartbeats every 1.5 s leave a busy event loop ample slack.
+        "broker_session_timeout": 15.0, "broker_heartbeat_interval": 1.5,
     }
     conf.update(overrides)
     app = faust.App(app_id, **conf)

@@ -7,6 +7,7 @@ standard players (which do not send headers) still carry the token on every segm
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
@@ -78,16 +79,23 @@ async def load_manifest(ctx: Context, sid: str) -> LiveView | None:
         # coalesced Cassandra read per stream per 250 ms); CDNs still get max-age = target / 2.
         return 1.0 if v is None else LIVE_REFRESH_S
 
+    fresh = ctx.cache.get_or_load(("live", sid), load, size=_size, ttl=ttl)
+    last = ctx.last_live.get(("live", sid))
     try:
-        return await ctx.cache.get_or_load(("live", sid), load, size=_size, ttl=ttl)
-    except StoreUnavailable:
-        last = ctx.last_live.get(("live", sid))
+        if last is None:
+            return await fresh
+        # Do not make a viewer wait on a slow store when a recent view exists (the load goes on
+        # in the background, shared by every waiter).
+        return await asyncio.wait_for(asyncio.shield(fresh), STALE_AFTER_S)
+    except (StoreUnavailable, TimeoutError):
         if last is None:
             raise
         return dataclasses.replace(last, stale=True)
 
 
 LIVE_REFRESH_S = 0.25
+#: How long a live request waits for a refresh before it is answered from the last known view.
+STALE_AFTER_S = 1.0
 
 
 def _respond(request: web.Request, template: str, cache_control: str) -> web.Response:

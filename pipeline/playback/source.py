@@ -14,7 +14,11 @@ import base64
 import binascii
 from typing import Any, Protocol
 
-__all__ = ["CassandraSource", "Source"]
+__all__ = ["READ_TIMEOUT_S", "CassandraSource", "Source"]
+
+#: A viewer waits at most this long for Cassandra: a frozen node (a long GC pause) turns into a
+#: stale playlist or a 503 with Retry-After, never a hung request. Healthy reads take ms.
+READ_TIMEOUT_S = 2.0
 
 
 class Source(Protocol):
@@ -65,7 +69,7 @@ class CassandraSource:
         from pipeline.store.views import ViewStore
 
         s = self._settings
-        self._session = await asyncio.to_thread(connect, s, s.keyspace)
+        self._session = await asyncio.to_thread(connect, s, s.keyspace, READ_TIMEOUT_S)
         self.segments_store = SegmentStore(s, self._session)
         self.views_store = ViewStore(s, self._session)
         await self.segments_store.start()
