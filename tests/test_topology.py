@@ -96,3 +96,21 @@ def test_diff_detects_a_drifted_topic_and_apply_repairs_it(services, capsys):
     assert main(["topology", "apply", "--kafka-only"]) == 0
     assert "changed topic camlog.sessions" in capsys.readouterr().out
     assert main(["topology", "diff", "--kafka-only"]) == 0
+
+
+def test_map_options_render_and_match_as_cassandra_reports_them():
+    from pipeline.topology.spec import _cql_value, option_matches
+
+    twcs = {"class": "TimeWindowCompactionStrategy", "compaction_window_unit": "HOURS",
+            "compaction_window_size": "6"}
+    assert _cql_value(twcs) == ("{'class': 'TimeWindowCompactionStrategy', "
+                                "'compaction_window_size': '6', 'compaction_window_unit': 'HOURS'}")
+    reported = {"class": "org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy",
+                "compaction_window_size": "6", "compaction_window_unit": "HOURS",
+                "max_threshold": "32", "min_threshold": "4"}
+    assert option_matches(twcs, reported)
+    assert not option_matches(twcs, {**reported, "compaction_window_size": "1"})
+    assert not option_matches(twcs, {"class": "SizeTieredCompactionStrategy"})
+    assert option_matches({"enabled": "false"}, {"enabled": "false"})
+    assert not option_matches({"enabled": "false"}, {"class": "LZ4Compressor"})
+    assert option_matches(604800, 604800) and not option_matches(604800, None)

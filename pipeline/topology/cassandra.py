@@ -11,7 +11,7 @@ from pipeline.topology.spec import Change, TableSpec, diff_table, load_tables
 
 __all__ = ["apply_cassandra", "keyspace_cql", "plan_cassandra"]
 
-_TRACKED_OPTIONS = ("default_time_to_live",)
+_TRACKED_OPTIONS = ("default_time_to_live", "gc_grace_seconds", "compaction", "compression")
 
 
 def keyspace_cql(keyspace: str, replication: Mapping[str, int], verb: str = "CREATE") -> str:
@@ -40,10 +40,10 @@ def _have_tables(session: Session, keyspace: str) -> tuple[dict[str, dict[str, s
         cols.setdefault(r.table_name, {})[r.column_name] = r.type
     opts: dict[str, dict] = {}
     for r in session.execute(
-        "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s",
-        (keyspace,),
+        f"SELECT table_name, {', '.join(_TRACKED_OPTIONS)} FROM system_schema.tables "
+        "WHERE keyspace_name = %s", (keyspace,),
     ):
-        opts[r.table_name] = {"default_time_to_live": r.default_time_to_live}
+        opts[r.table_name] = {k: getattr(r, k) for k in _TRACKED_OPTIONS}
     return cols, opts
 
 

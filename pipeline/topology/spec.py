@@ -133,11 +133,33 @@ def table_cql(keyspace: str, spec: TableSpec) -> str:
 
 
 def _cql_value(v: object) -> str:
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{_cql_value(str(k))}: {_cql_value(str(x))}"
+                               for k, x in sorted(v.items())) + "}"
     if isinstance(v, str):
         return "'" + v.replace("'", "''") + "'"
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
+
+
+def option_matches(want: object, have: object) -> bool:
+    """Whether a table's option as Cassandra reports it has the declared value.
+
+    Map options (compaction, compression) match when every declared key does: Cassandra adds
+    its defaults and reports classes by their full name (``...TimeWindowCompactionStrategy``).
+    """
+    if isinstance(want, Mapping):
+        if not isinstance(have, Mapping):
+            return False
+        for k, v in want.items():
+            got = have.get(k)
+            if k == "class" and isinstance(got, str):
+                got = got.rsplit(".", 1)[-1]
+            if str(got).lower() != str(v).lower():
+                return False
+        return True
+    return str(have) == str(want)
 
 
 def diff_table(
@@ -157,7 +179,7 @@ def diff_table(
         elif have_columns[name] != base:
             out.append((Change(t, f"column {name} is {have_columns[name]}, declared {base}", False), None))
     for key, value in want.options.items():
-        if str(have_options.get(key)) != str(value):
+        if not option_matches(value, have_options.get(key)):
             out.append((Change(t, f"{key} = {value} (was {have_options.get(key)})"),
                         f"ALTER TABLE {keyspace}.{want.name} WITH {key} = {_cql_value(value)}"))
     return out
