@@ -3,7 +3,9 @@
 A private live worker (``tests/worker_proc.py``: segmenter + views, reading only new events)
 writes a fresh "live" keyspace while a stream of real H.264 chunks is produced; then
 ``camlog replay rebuild`` builds another keyspace from the log alone and ``replay verify`` finds
-no difference, until one live cell is corrupted, which it then reports alone.
+no difference, until one live cell is corrupted, which it then reports alone. Offline is not in
+the log: both streams are rebuilt only after the live sweep marked them offline (one of them
+also mid-stream, in a silence longer than the idle timeout), and the rebuild must agree.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 IDLE_S = "15"
+PAUSE_US = 20_000_000  # stream B's silence mid-stream: longer than IDLE_S (plus a sweep tick)
 
 
 def _wait(cond, timeout: float = 90.0, every: float = 0.5):
@@ -45,7 +48,10 @@ def _session(sid: str, kind: str, t_us: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def live(services, tmp_path_factory):
-    """A fresh live keyspace filled by a private worker: (keyspace, stream, t0, t1, session)."""
+    """A fresh live keyspace filled by a private worker.
+
+    (keyspace, stream A, t0, t1 = A's last chunk, session, stream B, B's last chunk).
+    """
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CAMLOG_IDLE_TIMEOUT_S", IDLE_S)  # the rebuild must time out idle streams alike
         yield from _live(services, tmp_path_factory.mktemp("live"))
@@ -74,6 +80,11 @@ def _live(services, tmp_path):
         frames, cfg = encode_video("H264", n=150, fps=15, gop=15)
         t0 = int(time.time() * 1e6) + 5_000_000
         recs = chunks(sid, frames, cfg, per_chunk=3, t0_us=t0)
+        sid_b = f"{sid}-b"  # B: 5 s of frames, 20 s of silence (offline live), 5 s more
+        recs_b = chunks(sid_b, frames, cfg, per_chunk=3, t0_us=t0)
+        for r in recs_b[len(recs_b) // 2:]:
+            r["ingest_time"] += PAUSE_US
+            r["producer_time"] += PAUSE_US
         p = Producer({"bootstrap.servers": services.kafka, "enable.idempotence": True})
 
         def device(cols: str):
@@ -87,15 +98,8 @@ def _live(services, tmp_path):
         p.produce("camlog.sessions", key=sid, value=_session(sid, "CONNECTED", t0 - 1000))
         assert p.flush(30) == 0
         assert _wait(lambda: (r := device("session_id")) is not None and r.session_id == "s1", 60)
-        for r in recs:  # paced at the camera's rate, stamped on sending as the bridge would
-            while time.time() * 1e6 < r["ingest_time"]:
-                time.sleep(0.01)
-            r["ingest_time"] = int(time.time() * 1e6)
-            p.produce("camlog.frames", key=sid, value=encode("FrameChunk", r))
-            p.poll(0)
-        assert p.flush(30) == 0
-        t1 = recs[-1]["ingest_time"]
         # viewers' hits two minutes back: windows the live worker closes and writes at once
+        # (produced before the frames, so their log time is inside A's rebuild range)
         minute0 = (t0 // 60_000_000 - 3) * 60_000_000
         for i in range(40):
             p.produce("camlog.playback", key=sid, value=encode("PlaybackEvent", {
@@ -104,17 +108,27 @@ def _live(services, tmp_path):
                 "bytes": 1000 + i, "latency_ms": 1.5, "startup_ms": 300.0 if i == 0 else None,
                 "rebuffers": None, "error": None, "region": "dc1"}))
         assert p.flush(30) == 0
+        for r in sorted(recs + recs_b, key=lambda r: r["ingest_time"]):
+            while time.time() * 1e6 < r["ingest_time"]:  # paced at the camera's rate, stamped
+                time.sleep(0.01)                          # on sending as the bridge would
+            r["ingest_time"] = int(time.time() * 1e6)
+            p.produce("camlog.frames", key=r["stream_id"], value=encode("FrameChunk", r))
+            p.poll(0)
+        assert p.flush(30) == 0
+        t1, t_b = recs[-1]["ingest_time"], recs_b[-1]["ingest_time"]
 
         def settled():
             row = device("online, segments")
             minutes = session.execute("SELECT count(*) FROM playback_minute WHERE stream_id=%s "
                                       "AND day=%s", (sid, minute0 // 86_400_000_000)).one()
+            b = session.execute("SELECT online FROM device_state WHERE stream_id=%s",
+                                (sid_b,)).one()
             return (row is not None and row.online is False and row.segments == 5
-                    and minutes.count == 2)
+                    and minutes.count == 2 and b is not None and b.online is False)
 
         assert _wait(settled, 150), "live views never settled: " + \
             (tmp_path / "worker.log").read_text()[-2000:]
-        yield ks, sid, t0, t1, session
+        yield ks, sid, t0, t1, session, sid_b, t_b
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -133,8 +147,28 @@ def _camlog(services, *argv: str, keyspace: str | None = None) -> int:
                  *(["--keyspace", keyspace] if keyspace else []), *argv])
 
 
+def test_rebuild_equals_live_for_streams_the_live_sweep_marked_offline(services, live, capsys):
+    ks, sid, t0, _, session, sid_b, t_b = live
+    b = session.execute("SELECT online, connected_since, updated_time FROM device_state "
+                        "WHERE stream_id=%s", (sid_b,)).one()
+    # live went offline in B's silence and came back: a new connected_since, then offline again
+    assert b.connected_since >= t0 + PAUSE_US and b.updated_time == t_b + int(IDLE_S) * 1_000_000
+    into = f"rebuilt_{uuid.uuid4().hex[:10]}"
+    streams = ["--stream", sid, "--stream", sid_b]
+    try:
+        assert _camlog(services, "replay", "rebuild", "--into", into, *streams, "--from",
+                       f"{t0 / 1e6 - 10:.3f}", "--to", f"{t_b / 1e6 + 2:.3f}", keyspace=ks) == 0
+        capsys.readouterr()
+        assert _camlog(services, "replay", "verify", "--against", into, *streams,
+                       keyspace=ks) == 0, capsys.readouterr().out
+        assert "no differences" in capsys.readouterr().out
+    finally:
+        if not os.environ.get("CAMLOG_TEST_KEEP"):
+            session.execute(f"DROP KEYSPACE IF EXISTS {into}", timeout=120)
+
+
 def test_rebuild_equals_live_then_verify_finds_the_one_corrupted_cell(services, live, capsys):
-    ks, sid, t0, t1, session = live
+    ks, sid, t0, t1, session, *_ = live
     into = f"rebuilt_{uuid.uuid4().hex[:10]}"
     rng = ["--from", f"{t0 / 1e6 - 10:.3f}", "--to", f"{t1 / 1e6 + 2:.3f}"]
     try:
@@ -167,7 +201,7 @@ def test_rebuild_equals_live_then_verify_finds_the_one_corrupted_cell(services, 
 
 
 def test_as_of_shows_the_stream_mid_way_and_after(services, live, capsys):
-    ks, sid, t0, t1, _ = live
+    _, sid, t0, t1, *_ = live
     mid = (t0 + t1) // 2
     assert _camlog(services, "replay", "as-of", f"{mid / 1e6:.6f}", "--stream", sid) == 0
     out = capsys.readouterr().out

@@ -233,6 +233,15 @@ class ViewWorker:
         if sid:
             await self._device_apply(sid, "dlq", lambda d: ds.on_dlq(d, dead))
 
+    async def expire_at(self, now_us: int, streams: Iterable[str] | None = None) -> None:
+        """Mark streams (default: every cached one) offline if idle by event time ``now_us``.
+
+        Replay's seam: a rebuild judges each stream at its own events' times, so the offline
+        transitions equal the live sweep's whatever order the log's partitions are read in.
+        """
+        for sid in list(self.devices) if streams is None else streams:
+            await self._device_apply(sid, "offline", lambda d: ds.expire(d, now_us, self.idle_us))
+
     async def sweep_offline(self) -> None:
         """Mark cached streams offline once idle in event time; now and then scan stored rows."""
         now_us = self.clock.now_us(self.now())

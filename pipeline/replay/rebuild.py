@@ -4,12 +4,22 @@ The same ``Segmenter`` and ``ViewWorker`` classes the Faust agents use are drive
 full speed, with a clock that follows the events' ingest time instead of the wall clock. Sealed
 segments and dead letters go straight to the views instead of back to Kafka, so nothing live is
 touched: no consumer group, no topic write, no live table.
+
+Time-driven transitions (a device going offline) are not in the log, but they are a function of
+it: the live sweep marks a stream offline at ``last_seen + idle timeout`` in event time, and its
+event clock moves on with the wall clock between events. So the rebuild applies that transition
+(``ViewWorker.expire_at``) before each of a stream's events that comes an idle timeout or more
+after the previous one, and once at the end as of the wall clock when the log was read: the
+offline a live worker has applied by now. This is per stream, so it does not depend on the order
+partitions are read in; a stream silent for less than an idle timeout stays online, as live.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,10 +171,8 @@ def _read_all(settings: Settings, sel: Selection) -> list[LogEvent]:
         return list(reader.events())
 
 
-async def _run(settings: Settings, target: Settings, sel: Selection, progress: bool
-               ) -> RebuildResult:
-    import time
-
+async def _run(settings: Settings, target: Settings, sel: Selection, progress: bool,
+               now: Callable[[], float] = time.time) -> RebuildResult:
     from pipeline.agents.segmenter import Segmenter
     from pipeline.agents.views import ViewWorker
     from pipeline.store.segments import SegmentStore
@@ -201,6 +209,18 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
     for items in pending.values():
         items.sort(key=lambda x: x[0])
 
+    idle_us = int(settings.idle_timeout_s * 1_000_000)
+    heard: dict[str, int] = {}  # per stream: the time of its last chunk or session change
+
+    async def idle_before(sid: str, t_us: int) -> bool:
+        """Queue the offline the live sweep applied in the silence before this event (if any)."""
+        last = heard.get(sid)
+        heard[sid] = max(last or t_us, t_us)
+        if last is None or t_us - last < idle_us:
+            return False
+        await vq.put(clock(), "expire_at", t_us, [sid])
+        return True
+
     async def side_events(sid: str, until_us: int | None) -> None:
         nonlocal n_sessions, n_dead
         items = pending.get(sid)
@@ -208,6 +228,7 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
             t, topic, record = items.pop(0)
             clock.advance_us(t)
             if topic == "camlog.sessions":
+                await idle_before(sid, t)
                 n_sessions += 1
                 await vq.put(clock(), "handle_session", record)
             else:
@@ -238,7 +259,11 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
                 if items and items[0][0] <= chunk["ingest_time"]:
                     batch = await flush(batch)  # chunks before the session change go first
                     await side_events(sid, chunk["ingest_time"])
-                # the live workers' 1 s timers, fired in event time up to this chunk (a long
+                last = heard.get(sid)
+                if last is not None and chunk["ingest_time"] - last >= idle_us:
+                    batch = await flush(batch)  # the stream's earlier chunks, then its offline
+                await idle_before(sid, chunk["ingest_time"])
+                # the segmenter's 1 s timer, fired in event time up to this chunk (a long
                 # silence needs only the ticks until every idle timeout has passed)
                 t = chunk["ingest_time"] / 1e6
                 if last_tick is None:
@@ -250,7 +275,6 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
                         clock.t = max(clock.t, last_tick)
                         batch = await flush(batch)  # as live: chunks are applied within ~50 ms
                         await seg.tick()
-                        await vq.put(clock(), "sweep_offline")
                     ticks += 1
                 clock.advance_us(chunk["ingest_time"])
                 await seg.handle((e.topic, e.partition), e.offset, e.key, e.value, [], None)
@@ -270,7 +294,9 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
         await seg.tick()
         if seg.inflight:
             await asyncio.gather(*list(seg.inflight))
-        await vq.put(clock(), "sweep_offline")
+        # offline as the live sweep has judged it by now (its event clock follows the wall
+        # clock once events stop): streams silent for an idle timeout, not the ones still live
+        await vq.put(clock(), "expire_at", int(now() * 1_000_000))
         n_hits = await _playback(settings, sel, views, vq)
         await vq.drain()
         summary = prog.finish()
@@ -303,14 +329,16 @@ async def _playback(settings: Settings, sel: Selection, views: Any, vq: _ViewQue
 
 
 def rebuild(settings: Settings, selection: Selection, into: str, progress: bool = True,
-            replace: bool = False) -> RebuildResult:
+            replace: bool = False, now: Callable[[], float] = time.time) -> RebuildResult:
     """Rebuild segments and views of ``selection`` into a new keyspace ``into``.
 
-    ``replace`` drops an existing ``into`` first (never the live keyspace).
+    ``replace`` drops an existing ``into`` first (never the live keyspace); ``now`` is the
+    wall clock the end of the log is judged by (idle streams go offline as they did live).
     """
     if into == settings.keyspace:
         raise CliError(f"--into {into} is the live keyspace: rebuild into a separate one")
     if not into.replace("_", "").isalnum():
         raise CliError("--into must be a keyspace name (letters, digits, underscore)")
     ensure_keyspace(settings, into, fresh=True, replace=replace)
-    return asyncio.run(_run(settings, settings.replace(keyspace=into), selection, progress))
+    return asyncio.run(_run(settings, settings.replace(keyspace=into), selection, progress,
+                            now))
