@@ -67,7 +67,7 @@ def test_rate_limiter_retry_after():
 
 
 async def test_sdk_drops_oldest_gop_when_buffer_full():
-    up = ChunkUploader(None, "http://x", "s", "t", max_buffer_chunks=5)
+    up = ChunkUploader(None, "http://x", "s", "t", chunk_frames=1, max_buffer_chunks=5)
     for i in range(12):
         up.add_frame(Frame(i, i, i % 4 == 0, b"\0\0\1\x65"))
     # GOPs start at 0, 4, 8: two whole GOPs went, the buffer still starts at a keyframe
@@ -75,3 +75,27 @@ async def test_sdk_drops_oldest_gop_when_buffer_full():
     assert up._buffer[0].frames[0].keyframe
     seqs = [c.seq for c in up._buffer]
     assert seqs == sorted(seqs)
+
+
+@given(fps=st.sampled_from([5, 10, 12.5, 15, 25, 29.97, 30, 60]),
+       part=st.sampled_from([0.2, 0.33, 0.5, 1.0]), gop=st.integers(1, 120),
+       n=st.integers(1, 400))
+def test_sdk_chunks_are_parts(fps, part, gop, n):
+    """Default chunking: no chunk longer than the part target, every chunk but the last of a GOP
+    at least 85 % of it (when a GOP is long enough), a keyframe always starts a chunk."""
+    up = ChunkUploader(None, "http://x", "s", "t", part_target_s=part, max_buffer_chunks=10**6)
+    step = 90000 / fps
+    for i in range(n):
+        t = round(i * step)
+        up.add_frame(Frame(t, t, i % gop == 0, b"\0\0\1\x65"))
+    chunks = list(up._buffer)
+    frames = [f for c in chunks for f in c.frames]
+    assert [f.pts for f in frames] == [round(i * step) for i in range(len(frames))]
+    limit = part * 90000 + 1
+    for k, c in enumerate(chunks):
+        span = c.frames[-1].pts + step - c.frames[0].pts
+        assert span <= limit or len(c.frames) == 1, (k, span)
+        assert all(not f.keyframe for f in c.frames[1:])
+        nxt = chunks[k + 1] if k + 1 < len(chunks) else None
+        if nxt is not None and not nxt.frames[0].keyframe:
+            assert span >= 0.85 * part * 90000 - step / 2 or step > 0.15 * part * 90000, (k, span)

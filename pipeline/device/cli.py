@@ -37,7 +37,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="device token (default: sign one per camera locally)")
     parser.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     parser.add_argument("--chunk-frames", type=int, default=None,
-                        help="frames per chunk (default: 1 for up to 20 cameras, else ~200 ms)")
+                        help="frames per chunk (default: one part, CAMLOG_PART_TARGET_S of frames)")
     parser.add_argument("--variants", type=int, default=4, help="distinct patterns encoded")
     parser.set_defaults(func=_handle)
 
@@ -69,9 +69,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.to_thread(encode_loop, v, fps=args.fps, width=width, height=height,
                           bitrate=args.bitrate, gop_s=args.gop) for v in range(variants)))
     bridge = args.bridge or f"http://{settings.bridge_addr}"
-    # One HTTP request per frame costs ~1 ms of Python per side; past a few dozen cameras, group
-    # ~200 ms of frames per chunk so hundreds of cameras fit on two cores.
-    chunk_frames = args.chunk_frames or (1 if args.count <= 20 else max(1, round(args.fps / 5)))
+    # A chunk per LL-HLS part (not per frame): one request and one event per part target.
+    chunk_frames = args.chunk_frames
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     seq0 = int(time.time() * 1000)  # seqs continue upward across camera restarts
     async with aiohttp.ClientSession(connector=connector,
@@ -80,11 +79,13 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         for i, name in enumerate(names):
             token = args.token or issue(settings.keys, None, "device", [name], 86400, time.time())
             up = ChunkUploader(session, bridge, name, token, chunk_frames=chunk_frames,
+                               part_target_s=settings.part_target_s,
                                first_seq=seq0)
             cams.append(Camera(name, loops[i % variants], up, phase=i // variants))
         print(f"{len(cams)} camera(s) -> {bridge}: {names[0]}{' …' if len(names) > 1 else ''}"
-              f" ({chunk_frames} frame(s) per chunk)", flush=True)
-        result = await run_fleet(cams, FleetConfig(args.fps, args.duration, chunk_frames),
+              f" ({f'{chunk_frames} frame(s)' if chunk_frames else f'{settings.part_target_s} s'}"
+              " per chunk)", flush=True)
+        result = await run_fleet(cams, FleetConfig(args.fps, args.duration, chunk_frames or 1),
                                  report=lambda s: print(s, flush=True))
     print(f"done: {result}", flush=True)
     return 0

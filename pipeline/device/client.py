@@ -1,6 +1,10 @@
 """The device SDK: uploads encoded packets as framed chunks, in order, with durable acks.
 
 Policy, in short:
+* a chunk is one LL-HLS part's worth of frames: the frames until the next one would take it past
+  ``part_target_s`` (default 0.5 s), a keyframe always starting a new chunk, so one request and
+  one Kafka event carry a part and grouping adds no latency beyond the part itself
+  (``chunk_frames=N`` groups by count instead; N=1 is one frame per chunk);
 * one chunk in flight per stream, so the bridge sees seqs in order;
 * transient failures (connection errors, 5xx, 429) are retried forever with exponential
   backoff and jitter (``Retry-After`` honoured); the chunk keeps its seq, so a retry is safe;
@@ -57,13 +61,17 @@ class ChunkUploader:
 
     def __init__(self, session: Any, bridge_url: str, stream_id: str,
                  token: str | Callable[[], str], *,
-                 codec: str = "H264", timescale: int = 90000, chunk_frames: int = 1,
+                 codec: str = "H264", timescale: int = 90000, chunk_frames: int | None = None,
+                 part_target_s: float = 0.5,
                  max_buffer_chunks: int = 2000, backoff_s: float = 0.1, backoff_max_s: float = 5.0,
                  on_ack: AckCallback | None = None, first_seq: int = 0,
                  now: Callable[[], float] = time.time, keep_latencies: bool = False):
         self.session, self.stream_id, self.token = session, stream_id, token
         self.url = f"{bridge_url.rstrip('/')}/v1/streams/{stream_id}/chunks"
         self.codec, self.timescale, self.chunk_frames = codec, timescale, chunk_frames
+        self.part_ticks = int(part_target_s * timescale)
+        self._last_dts: int | None = None
+        self._step = 0
         self.max_buffer_chunks = max_buffer_chunks
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.on_ack, self.now, self.keep_latencies = on_ack, now, keep_latencies
@@ -83,14 +91,27 @@ class ChunkUploader:
     # -- producer side -------------------------------------------------------------------------
     def add_frame(self, frame: Frame, producer_time_us: int | None = None) -> None:
         """Queue one access unit; a keyframe always starts a new chunk."""
-        if frame.keyframe and self._open:
-            self._flush()
+        if self._last_dts is not None and frame.dts > self._last_dts:
+            self._step = frame.dts - self._last_dts  # the frame interval, for the part rule
+        self._last_dts = frame.dts
+        if self._open and (frame.keyframe or (
+                self.chunk_frames is None
+                and frame.dts + self._step - self._open[0].dts > self.part_ticks)):
+            self._flush()  # a keyframe starts a chunk; so does a frame that would not fit
         if not self._open:
             self._open_time = producer_time_us if producer_time_us is not None else int(
                 self.now() * 1_000_000)
         self._open.append(frame)
-        if len(self._open) >= self.chunk_frames:
+        if self._full():
             self._flush()
+
+    def _full(self) -> bool:
+        """By count, or: one more frame (at the last frame interval) would pass the part target."""
+        if self.chunk_frames is not None:
+            return len(self._open) >= self.chunk_frames
+        if not self._step:
+            return False
+        return self._open[-1].dts + 2 * self._step - self._open[0].dts > self.part_ticks
 
     def add_packet(self, packet: Any) -> None:
         """Queue a PyAV packet."""
