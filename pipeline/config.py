@@ -65,6 +65,8 @@ class Settings:
     playback_addr: str = "127.0.0.1:8081"
     segment_target_s: float = 2.0
     segment_max_s: float = 6.0
+    # LL-HLS part target: devices send one chunk per part, the segmenter emits parts this long.
+    part_target_s: float = 0.5
     live_window: int = 6
     idle_timeout_s: float = 10.0
     retention_days: int = 7
@@ -151,6 +153,8 @@ def load_settings(
 def _validate(s: Settings) -> None:
     if not 0.2 <= s.segment_target_s <= s.segment_max_s <= 60:
         raise ConfigError("need 0.2 <= CAMLOG_SEGMENT_TARGET_S <= CAMLOG_SEGMENT_MAX_S <= 60")
+    if not 0.1 <= s.part_target_s <= min(2.0, s.segment_target_s):
+        raise ConfigError("need 0.1 <= CAMLOG_PART_TARGET_S <= min(2, CAMLOG_SEGMENT_TARGET_S)")
     if not 1 <= s.live_window <= 100:
         raise ConfigError("CAMLOG_LIVE_WINDOW must be within 1..100")
     if s.retention_days < 1:
