@@ -9,7 +9,7 @@ CAMLOG := $(VENV)/bin/camlog
 APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm
 HLSJS := pipeline/playback/static/vendor/hls.min.js
 
-.PHONY: install apt python web maven demo test test-fast test-chaos bench down clean
+.PHONY: install apt python web maven demo test test-fast test-chaos bench soak down clean
 
 install: apt python web maven
 
@@ -57,6 +57,11 @@ test-fast: python
 bench: install
 	$(CAMLOG) dev up
 	$(PY) -m ops.bench $(BENCH_ARGS)
+
+# 30 minutes at half the measured capacity, RSS/lag/ack latency to ops/bench/results/soak.*; not in CI
+soak: install
+	$(CAMLOG) dev up
+	$(PY) -m ops.bench.soak $(SOAK_ARGS)
 
 down:
 	$(CAMLOG) dev down

@@ -125,6 +125,8 @@ class SystemRunner:
     telemetry: str = "prometheus"
     extra_env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
+    #: Scrape port per child name; None: ``METRICS_PORTS`` when telemetry includes prometheus.
+    metrics_ports: dict[str, int] | None = None
 
     def _env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -135,7 +137,7 @@ class SystemRunner:
             "CAMLOG_STATE_DIR": str(self.settings.state_dir),
             "CAMLOG_REGION": self.settings.region,
             "CAMLOG_TELEMETRY": self.telemetry,
-            "CAMLOG_METRICS_PORT": str(METRICS_PORTS.get(name, 0)) if "prometheus" in self.telemetry else "0",
+            "CAMLOG_METRICS_PORT": str(self._ports().get(name, 0)),
             "CAMLOG_BRIDGE_ADDR": self.settings.bridge_addr,
             "CAMLOG_PLAYBACK_ADDR": self.settings.playback_addr,
             "CAMLOG_IDLE_TIMEOUT_S": str(self.settings.idle_timeout_s),
@@ -145,6 +147,11 @@ class SystemRunner:
         })
         env.update(self.extra_env)
         return env
+
+    def _ports(self) -> dict[str, int]:
+        if self.metrics_ports is not None:
+            return self.metrics_ports
+        return METRICS_PORTS if "prometheus" in self.telemetry else {}
 
     def spawn(self, name: str, *args: str) -> Child:
         """Start ``camlog <args>`` as child ``name``."""

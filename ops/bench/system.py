@@ -108,6 +108,7 @@ class BenchSystem:
     log_dir: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     idle_timeout_s: float = 3.0
+    bridge_metrics: bool = False  # a Prometheus scrape port on the bridge (the soak reads it)
 
     def __post_init__(self) -> None:
         self.prefix = f"bench-{self.run_id}-"
@@ -117,8 +118,10 @@ class BenchSystem:
             idle_timeout_s=self.idle_timeout_s)
         root = str(Path(__file__).resolve().parents[2])  # workers import ops.bench.live_views
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        self.metrics_ports = {"bridge": _free_port()} if self.bridge_metrics else {}
         self.runner = SystemRunner(self.settings, self.log_dir, telemetry="none",
-                                   extra_env={"CAMLOG_LOG_LEVEL": "WARNING", "PYTHONPATH": path})
+                                   extra_env={"CAMLOG_LOG_LEVEL": "WARNING", "PYTHONPATH": path},
+                                   metrics_ports=self.metrics_ports)
         self._admin = None
         self._trials = 0
         self._service_pids: dict[str, int] = {}
@@ -180,8 +183,8 @@ class BenchSystem:
             if c.name in ("bridge", "worker", "playback") and not c.alive:
                 raise CamlogError(f"{c.name} exited:\n{c.tail()}")
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each child (with its own children) and by Kafka/Cassandra."""
+    def processes(self) -> dict[str, list]:
+        """psutil processes per name: each live child (with its own children), Kafka, Cassandra."""
         import psutil
 
         pids = {c.name.split("-", 1)[0]: c.proc.pid for c in self.runner.children
@@ -191,11 +194,29 @@ class BenchSystem:
         for name, pid in pids.items():
             try:
                 procs = [psutil.Process(pid)]
-                procs += procs[0].children(recursive=True)
-                out[name] = sum(sum(p.cpu_times()[:2]) for p in procs)
+                out[name] = procs + procs[0].children(recursive=True)
             except psutil.Error:
                 continue
         return out
+
+    def _per_process(self, measure: Callable) -> dict[str, float]:
+        import psutil
+
+        out = {}
+        for name, procs in self.processes().items():
+            try:
+                out[name] = sum(measure(p) for p in procs)
+            except psutil.Error:
+                continue
+        return out
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each child (with its own children) and by Kafka/Cassandra."""
+        return self._per_process(lambda p: sum(p.cpu_times()[:2]))
+
+    def rss_bytes(self) -> dict[str, float]:
+        """Resident memory of each child (with its own children) and of Kafka/Cassandra."""
+        return self._per_process(lambda p: p.memory_info().rss)
 
     def lag(self) -> tuple[int | None, float | None]:
         """The worker's lag on camlog.frames: (messages, seconds).
