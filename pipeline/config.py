@@ -71,6 +71,11 @@ class Settings:
     idle_timeout_s: float = 10.0
     retention_days: int = 7
     chunk_max_bytes: int = 1 << 20
+    # A push (MPEG-TS over HTTP) holds what Kafka has not acknowledged yet, up to this many
+    # bytes and seconds (README, "Failover"): 30 s covers a KRaft failover with default broker
+    # timeouts (~12 s) twice over; 32 MiB is 30 s of an 8 Mbit/s 1080p encoder.
+    push_buffer_bytes: int = 32 << 20
+    push_buffer_s: float = 30.0
     telemetry: str = "none"  # none | console | otlp | prometheus (comma separated)
     otlp_endpoint: str = "http://127.0.0.1:4318"
     metrics_port: int = 0  # Prometheus scrape port; 0 = none
@@ -157,6 +162,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("need 0.1 <= CAMLOG_PART_TARGET_S <= min(2, CAMLOG_SEGMENT_TARGET_S)")
     if not 1 <= s.live_window <= 100:
         raise ConfigError("CAMLOG_LIVE_WINDOW must be within 1..100")
+    if s.push_buffer_bytes < s.chunk_max_bytes:
+        raise ConfigError("CAMLOG_PUSH_BUFFER_BYTES must be >= CAMLOG_CHUNK_MAX_BYTES")
+    if not 1.0 <= s.push_buffer_s <= 300.0:
+        raise ConfigError("CAMLOG_PUSH_BUFFER_S must be within 1..300")
     if s.retention_days < 1:
         raise ConfigError("CAMLOG_RETENTION_DAYS must be >= 1")
     for part in s.telemetry.split(","):

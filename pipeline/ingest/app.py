@@ -114,7 +114,10 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
     from pipeline.ingest.push import push_handler
     from pipeline.ingest.recovery import recover
 
-    producer = producer or EventProducer(settings.kafka)
+    # librdkafka keeps retrying a message (in order) for the delivery timeout: longer than a
+    # push may wait, so no chunk of a push fails before the push's own bound ends it.
+    producer = producer or EventProducer(
+        settings.kafka, delivery_timeout_ms=int((settings.push_buffer_s + 5) * 1000))
     bridge = Bridge(producer, idle_timeout_s=settings.idle_timeout_s,
                     ack_timeout_s=ack_timeout_s, now=now)
     limiter = RateLimiter(rate, burst)
@@ -149,7 +152,9 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
             stream_id = auth(request, t)
             span.set_attribute("camlog.stream_id", stream_id)
             gate(stream_id, t)
-            return await push_handler(request, bridge, stream_id, settings.chunk_max_bytes)
+            return await push_handler(request, bridge, stream_id, settings.chunk_max_bytes,
+                                      buffer_bytes=settings.push_buffer_bytes,
+                                      buffer_s=settings.push_buffer_s)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

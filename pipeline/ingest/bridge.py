@@ -56,17 +56,31 @@ class Bridge:
     async def submit(self, stream_id: str, chunk: Chunk, *, received: float,
                      source: str = "SDK") -> dict[str, Any]:
         """Persist ``chunk`` (or find its earlier ack) and return the ack body."""
+        fut, fresh = self.produce(stream_id, chunk, received=received, source=source)
+        ack = await self._await(fut, stream_id, chunk.seq)
+        if fresh:
+            _ack_ms.record((self.now() - received) * 1000.0)
+        return ack
+
+    def produce(self, stream_id: str, chunk: Chunk, *, received: float,
+                source: str = "SDK") -> tuple[asyncio.Future, bool]:
+        """Admit ``chunk`` and hand it to Kafka now; ``(future of its ack, newly produced)``.
+
+        No await in here, so per-stream order on the log is the call order. The future outlives
+        any caller's wait: a retry of the same seq shares it, and ``_persist`` settles the table.
+        """
         key = (stream_id, chunk.seq)
         if key in self._pending:  # the same seq is in flight: share its outcome
-            return await self._await(self._pending[key], stream_id, chunk.seq)
+            return self._pending[key], False
         info = inspect_chunk(chunk)
-        # admit + enqueue run without an await in between, so per-stream order is the call order.
         adm = self.table.admit(stream_id, chunk.seq, chunk.codec, keyframe_first=info.keyframe_first,
                                config=info.config, width=info.width, height=info.height,
                                now=received, source=source)
         if adm.ack is not None:
             _dups.add(1)
-            return adm.ack
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(adm.ack)
+            return done, False
         if not adm.session_id:
             raise IngestError(503, "in_flight", "this seq is still being persisted", retry_after=1)
         st = self.table.get(stream_id)
@@ -94,10 +108,13 @@ class Bridge:
         done = asyncio.ensure_future(self._persist(stream_id, chunk, fut, futs, adm.gap_before,
                                                   source))
         self._pending[key] = done
-        done.add_done_callback(lambda _f: self._pending.pop(key, None))
-        ack = await self._await(done, stream_id, chunk.seq)
-        _ack_ms.record((self.now() - received) * 1000.0)
-        return ack
+        done.add_done_callback(lambda f: self._settled(key, f))
+        return done, True
+
+    def _settled(self, key: tuple[str, int], fut: asyncio.Future) -> None:
+        self._pending.pop(key, None)
+        if not fut.cancelled():
+            fut.exception()  # seen: a failure nobody waits for any more is not an error to log
 
     async def _persist(self, stream_id: str, chunk: Chunk, fut: asyncio.Future,
                        session_futs: list, gap: int, source: str) -> dict[str, Any]:
@@ -126,11 +143,23 @@ class Bridge:
         except KafkaUnavailable as exc:
             raise IngestError(503, "kafka_unavailable", str(exc), retry_after=1) from None
 
-    async def end_session(self, stream_id: str, reason: str, **attrs: str) -> None:
-        """Produce DISCONNECTED for a push that ended."""
+    async def end_session(self, stream_id: str, reason: str, *, wait_s: float | None = None,
+                          **attrs: str) -> None:
+        """Produce DISCONNECTED for a push that ended, waiting at most ``wait_s`` for the ack.
+
+        A push that ends because Kafka is down must still answer its client at once; the record
+        stays queued in the producer and is delivered when Kafka is back.
+        """
         rec = self.table.end(stream_id, self.now(), reason, **attrs)
-        if rec is not None:
-            await asyncio.gather(*self._send_sessions([rec]), return_exceptions=True)
+        if rec is None:
+            return
+        try:
+            futs = self._send_sessions([rec])
+        except KafkaUnavailable:  # a lost DISCONNECTED is repaired by the idle timeout
+            return
+        for f in futs:
+            f.add_done_callback(lambda f: f.cancelled() or f.exception())
+        await asyncio.wait(futs, timeout=wait_s)
 
     async def expire_idle(self) -> int:
         """Produce DISCONNECTED for idle sessions; returns how many."""

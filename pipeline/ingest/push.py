@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import io
 import queue
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -25,11 +25,12 @@ from aiohttp import web
 from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.framing import Chunk, Frame
 from pipeline.ingest.problems import IngestError
+from pipeline.ingest.pushwindow import PushWindow
 
 __all__ = ["BodyFeed", "push_handler"]
 
 _CODECS = {"h264": "H264", "hevc": "H265"}
-_WINDOW = 64  # chunks in flight to Kafka per push
+_TICK_S = 0.25  # how often the bound is checked while nothing arrives
 
 
 class BodyFeed(io.RawIOBase):
@@ -92,18 +93,26 @@ def _demux(feed: BodyFeed, emit: Any) -> None:
                     return
     except IngestError as exc:
         emit(exc)
-    except Exception as exc:  # PyAV/FFmpeg errors on garbage input
+    except Exception as exc:  # noqa: BLE001 - PyAV/FFmpeg errors on garbage input end the push
         if not feed.stop.is_set():
             emit(IngestError(400, "bad_stream", f"MPEG-TS could not be demuxed: {exc}"))
     emit(None)
 
 
 async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
-                       max_frame_bytes: int = 1 << 20) -> web.Response:
-    """Run one push to its end; answer with counts once every chunk is persisted."""
+                       max_frame_bytes: int = 1 << 20, *, buffer_bytes: int = 32 << 20,
+                       buffer_s: float = 30.0) -> web.Response:
+    """Run one push to its end; answer with counts once every chunk is persisted.
+
+    Chunks go to Kafka as they are demuxed and wait in a ``PushWindow`` for their acks, so the
+    body keeps being read while Kafka elects new leaders; past ``buffer_bytes`` or ``buffer_s``
+    of unacknowledged media (or a chunk Kafka gave up on) the push ends with a 503 problem that
+    says how much was accepted.
+    """
     loop = asyncio.get_running_loop()
     feed = BodyFeed()
     items: asyncio.Queue = asyncio.Queue(64)
+    window = PushWindow(buffer_bytes, buffer_s)
 
     def emit(item: Any) -> bool:
         fut = asyncio.run_coroutine_threadsafe(items.put(item), loop)
@@ -128,6 +137,20 @@ async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
         finally:
             await asyncio.to_thread(feed.feed, None)
 
+    def settle(seq: int, fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            window.failed(seq)
+        else:
+            window.persisted(seq)
+
+    def check() -> None:
+        over = window.exceeded(bridge.now())
+        if window.failed_seq is not None:
+            raise _ended(window, "kafka_unavailable",
+                         f"Kafka gave up on seq {window.failed_seq}")
+        if over is not None:
+            raise _ended(window, "push_buffer_exceeded", over.detail, bound=over.bound)
+
     st = bridge.table.get(stream_id)
     seq = max((st.last_seq + 1) if st and st.last_seq is not None else 0,
               int(time.time() * 1_000_000))
@@ -135,18 +158,22 @@ async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
                               daemon=True)
     thread.start()
     pumper = asyncio.create_task(pump())
-    inflight: deque[asyncio.Future] = deque()
-    frames = skipped = 0
+    skipped = 0
     started = False
     t0 = bridge.now()
     pts0: int | None = None
     try:
         while True:
-            item = await items.get()
+            try:
+                item = await asyncio.wait_for(items.get(), _TICK_S)
+            except TimeoutError:  # nothing demuxed: still watch the bound
+                check()
+                continue
             if item is None:
                 break
             if isinstance(item, IngestError):
                 raise item
+            check()
             codec, pts, dts, key, data = item
             if not started and not key:
                 skipped += 1
@@ -158,20 +185,32 @@ async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
             pts0 = pts if pts0 is None else pts0
             producer_time = int((t0 + (pts - pts0) / 90000) * 1_000_000)
             chunk = Chunk(seq, codec, 90000, producer_time, (Frame(pts, min(dts, pts), key, data),))
+            try:
+                fut, _fresh = bridge.produce(stream_id, chunk, received=bridge.now(),
+                                             source="PUSH")
+            except IngestError as exc:  # the producer's queue is full: Kafka is far behind
+                raise _ended(window, exc.problem, exc.detail) from None
+            window.add(seq, len(data), 1, bridge.now())
+            fut.add_done_callback(functools.partial(settle, seq))
             seq += 1
-            frames += 1
-            inflight.append(asyncio.ensure_future(
-                bridge.submit(stream_id, chunk, received=bridge.now(), source="PUSH")))
-            if len(inflight) >= _WINDOW:
-                await inflight.popleft()
-        while inflight:
-            await inflight.popleft()
+        while len(window):  # the body ended: wait for the rest, still within the bound
+            check()
+            await asyncio.sleep(_TICK_S / 5)
+        check()
     finally:
         feed.stop.set()
         pumper.cancel()
-        for f in inflight:
-            f.cancel()
         await asyncio.to_thread(thread.join, 5)
-        await bridge.end_session(stream_id, "push ended", skipped_before_keyframe=str(skipped))
-    return web.json_response({"status": "ended", "stream_id": stream_id, "frames": frames,
-                              "skipped_before_keyframe": skipped, "last_seq": seq - 1})
+        await bridge.end_session(stream_id, "push ended", wait_s=1.0,
+                                 skipped_before_keyframe=str(skipped))
+    return web.json_response({"status": "ended", "stream_id": stream_id,
+                              "frames": window.accepted_frames,
+                              "skipped_before_keyframe": skipped,
+                              "last_seq": window.accepted_seq})
+
+
+def _ended(window: PushWindow, problem: str, detail: str, **extra: Any) -> IngestError:
+    """The 503 that ends a push Kafka could not keep up with, saying what was accepted."""
+    return IngestError(503, problem, f"{detail}; the push ended", retry_after=1,
+                       frames_accepted=window.accepted_frames,
+                       last_accepted_seq=window.accepted_seq, **extra)
