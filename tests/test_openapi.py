@@ -173,3 +173,31 @@ async def test_playback_answers_conform(playback):
             inm = {**headers, "If-None-Match": resp.headers["ETag"]}
             again = await client.get(url, headers=inm)
             assert str(again.status) in op["responses"], (url, again.status)
+
+
+@pytest.mark.parametrize("body", [
+    '{"stream_id": "cam-1", "startup_ms": 120.5, "rebuffers": 0, "error": null}',
+    '{"stream_id": "cam-1", "rebuffers": 1e400}', '{"stream_id": "cam-1", "startup_ms": 1e400}',
+    '{"stream_id": "cam-1", "rebuffers": "many"}', '[1]', 'not json', '{"stream_id": "x y"}',
+])
+async def test_beacon_answers_conform(playback, body):
+    """Beacons (infinite numbers included: JSON parsers read 1e400 as inf) answer as documented."""
+    good = issue(KEYS, None, "viewer", ["cam-*"], 3600, NOW)
+    resp = await playback.post("/v1/beacons", data=body, headers={
+        "Authorization": f"Bearer {good}", "Content-Type": "application/json"})
+    responses = DOCS["playback"]["paths"]["/v1/beacons"]["post"]["responses"]
+    assert str(resp.status) in responses, (body, resp.status, await resp.text())
+    schema = next(iter(responses[str(resp.status)]["content"].values()))["schema"]
+    validator(DOCS["playback"], schema).validate(await resp.json(content_type=None))
+
+
+def test_cursors_are_only_those_issued():
+    """A forged paging state never reaches Cassandra (it answers with a protocol error)."""
+    from pipeline.playback.source import _cursor_in, _cursor_out
+
+    cursor = _cursor_out(b"\x00\x01state", KEYS["k1"])
+    assert _cursor_in(cursor, KEYS) == b"\x00\x01state"
+    assert _cursor_in(cursor, {"old": b"x", **KEYS}) == b"\x00\x01state"  # any key of the ring
+    for forged in ("abcd", "AAAAAAAA", cursor[:-2] + "AA", _cursor_out(b"\x00\x01state", b"k")):
+        with pytest.raises(ValueError):
+            _cursor_in(forged, KEYS)

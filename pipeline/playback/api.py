@@ -111,7 +111,7 @@ async def beacon(request: web.Request) -> web.Response:
             continue
         try:
             value = kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf) from 1e400
             raise Problem(400, "bad_beacon", f"{name} must be a {kind.__name__}") from None
         if kind is str:
             value = value[:500]

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 __all__ = ["READ_TIMEOUT_S", "CassandraSource", "Source"]
@@ -37,19 +40,37 @@ class Source(Protocol):
     async def init_bytes(self, stream_id: str, init_id: str) -> bytes | None: ...
 
 
-def _cursor_out(paging_state: bytes | None) -> str | None:
-    return base64.urlsafe_b64encode(paging_state).decode().rstrip("=") if paging_state else None
+_MAC = 16  # bytes of HMAC-SHA256 after each cursor's paging state
 
 
-def _cursor_in(cursor: str | None) -> bytes | None:
+def _mac(key: bytes, state: bytes) -> bytes:
+    return hmac.new(key, b"camlog-cursor\0" + state, hashlib.sha256).digest()[:_MAC]
+
+
+def _cursor_out(paging_state: bytes | None, key: bytes = b"") -> str | None:
+    """The paging state with its MAC, base64url: only cursors this service issued come back."""
+    if not paging_state:
+        return None
+    raw = paging_state + _mac(key, paging_state)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_in(cursor: str | None, keys: Mapping[str, bytes] | None = None) -> bytes | None:
+    """The paging state of a cursor; ``ValueError`` unless one of ``keys`` signed it (Cassandra
+    answers a forged paging state with a protocol error and drops the connection)."""
     if not cursor:
         return None
     if len(cursor) > 512:
         raise ValueError("cursor too long")
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
         raise ValueError("bad cursor") from None
+    state, mac = raw[:-_MAC], raw[-_MAC:]
+    if not state or not any(hmac.compare_digest(mac, _mac(k, state))
+                            for k in (keys or {"": b""}).values()):
+        raise ValueError("bad cursor")
+    return state
 
 
 class CassandraSource:
@@ -105,8 +126,9 @@ class CassandraSource:
         self, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of ``device_state`` rows (token order) and the cursor of the next page."""
-        rows, nxt = await self.views_store.list_streams(limit, _cursor_in(cursor))
-        return rows, _cursor_out(nxt)
+        keys = self._settings.keys
+        rows, nxt = await self.views_store.list_streams(limit, _cursor_in(cursor, keys))
+        return rows, _cursor_out(nxt, next(iter(keys.values()), b""))
 
     async def segments(self, stream_id: str, start_us: int, end_us: int) -> list[dict[str, Any]]:
         """Index rows covering [start, end) in order (bounded: ``store.views.MAX_INDEX_ROWS``)."""
