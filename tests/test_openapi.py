@@ -201,3 +201,13 @@ def test_cursors_are_only_those_issued():
     for forged in ("abcd", "AAAAAAAA", cursor[:-2] + "AA", _cursor_out(b"\x00\x01state", b"k")):
         with pytest.raises(ValueError):
             _cursor_in(forged, KEYS)
+
+
+def test_push_result_matches_the_schema():
+    check = validator(DOCS["bridge"], {"$ref": "#/components/schemas/PushResult"})
+    for last in (None, 41):
+        check.validate({"status": "ended", "stream_id": "cam-1", "frames": 0,
+                        "skipped_before_keyframe": 3, "last_seq": last})
+    validator(DOCS["bridge"], {"$ref": "#/components/schemas/Problem"}).validate(problem_body(
+        IngestError(503, "kafka_unavailable", "x", retry_after=1, frames_accepted=0,
+                    last_accepted_seq=None)))
