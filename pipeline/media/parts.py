@@ -5,8 +5,8 @@ the wall clock) and hands each placed frame to one ``PartPlanner`` it owns: ``fe
 ``end_chunk`` after a chunk's last frame, ``flush`` on a break, an idle seal or shutdown. Each
 ``PlannedPart`` is rendered (one moof+mdat) and stored as soon as it is out; ``SegmentClosed``
 then says which stored parts form the segment, whose bytes are their concatenation (stored once,
-read as parts). ``PlannedPart.resume`` replaces the Cutter's per-segment snapshot: after a crash
-the frames after the part are fed again and give the same parts.
+read as parts). The Cutter's snapshot, written with each part, carries ``PlannedPart.resume``:
+after a crash the frames after that part are fed again and give the same parts.
 
 Rules, all decided from the frames' decode times and the chunk boundaries, never from a clock:
 
