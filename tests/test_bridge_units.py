@@ -43,6 +43,9 @@ def test_sessions_dedup_gap_and_regression():
     c = _admit(t, 9, 2.0, size=(1280, 720), cfg=CFG + b"x")
     assert [e["kind"] for e in c.sessions] == ["CONFIG_CHANGED"] and c.codec_config
     assert c.sessions[0]["width"] == 1280
+    assert t.expire(12.5) == []  # seqs 8 and 9 still wait for Kafka: the device is not idle
+    for seq in (8, 9):
+        t.persisted("s", seq, {**ack, "seq": seq}, now=2.0)
     assert [e["kind"] for e in t.expire(12.5)] == ["DISCONNECTED"]
     assert t.expire(13) == []
     d = _admit(t, 10, 20.0, key=False)  # known stream resumes mid-GOP after idle: new session

@@ -83,6 +83,14 @@ class Bridge:
             return done, False
         if not adm.session_id:
             raise IngestError(503, "in_flight", "this seq is still being persisted", retry_after=1)
+        try:
+            return self._produce_admitted(stream_id, chunk, adm, info, received, source), True
+        except BaseException:
+            self.table.failed(stream_id, chunk.seq, self.now())  # nothing is in flight after all
+            raise
+
+    def _produce_admitted(self, stream_id: str, chunk: Chunk, adm: Any, info: Any,
+                          received: float, source: str) -> asyncio.Future:
         st = self.table.get(stream_id)
         if source == "SDK":
             _skew_ms.record((received * 1_000_000 - chunk.producer_time) / 1000.0)
@@ -103,13 +111,13 @@ class Bridge:
             fut = self.producer.enqueue(FRAMES_TOPIC, stream_id.encode(),
                                         encode("FrameChunk", record), headers)
         except KafkaUnavailable as exc:
-            self.table.failed(stream_id, chunk.seq)
             raise IngestError(503, "kafka_unavailable", str(exc), retry_after=1) from None
         done = asyncio.ensure_future(self._persist(stream_id, chunk, fut, futs, adm.gap_before,
                                                   source))
+        key = (stream_id, chunk.seq)
         self._pending[key] = done
         done.add_done_callback(lambda f: self._settled(key, f))
-        return done, True
+        return done
 
     def _settled(self, key: tuple[str, int], fut: asyncio.Future) -> None:
         self._pending.pop(key, None)
@@ -122,14 +130,14 @@ class Bridge:
             if session_futs:
                 await asyncio.gather(*session_futs)
             ack = await fut
-        except KafkaUnavailable:
-            self.table.failed(stream_id, chunk.seq)
+        except BaseException:  # KafkaUnavailable, or cancelled at shutdown
+            self.table.failed(stream_id, chunk.seq, self.now())
             raise
         body = {"seq": chunk.seq, "status": "persisted", "partition": ack.partition,
                 "offset": ack.offset}
         if gap:
             body["gap_before"] = gap
-        self.table.persisted(stream_id, chunk.seq, body)
+        self.table.persisted(stream_id, chunk.seq, body, self.now())
         _chunks.add(1, {"source": source})
         _bytes.add(chunk.payload_bytes, {"source": source})
         return body

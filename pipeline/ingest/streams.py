@@ -34,6 +34,7 @@ class StreamState:
     last_seen: float = 0.0
     connected: bool = False
     skipped_frames: int = 0
+    inflight: int = 0  # chunks admitted and not yet persisted or failed
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class StreamTable:
                               f"seq {seq} is behind the last persisted seq {st.last_seq}",
                               last_seq=st.last_seq)
         events: list[dict[str, Any]] = []
-        new_session = not st.connected or now - st.last_seen > self.idle_timeout_s
+        new_session = not st.connected or (not st.inflight
+                                           and now - st.last_seen > self.idle_timeout_s)
         if new_session:
             if st.connected:  # idle gap noticed late: close the old session first
                 events.append(self._session_event(st, "DISCONNECTED", st.last_seen, "idle timeout"))
@@ -127,24 +129,41 @@ class StreamTable:
                 attach = config
         gap = 0 if st.last_seq is None else seq - st.last_seq - 1
         st.last_seq, st.last_seen = seq, now
+        st.inflight += 1
         self._put(st)
         return Admission(ack=None, session_id=st.session_id, gap_before=max(gap, 0),
                          codec_config=attach, sessions=tuple(events))
 
-    def persisted(self, stream_id: str, seq: int, ack: dict[str, Any]) -> None:
-        """Remember the ack of ``seq`` so a retry gets the same answer."""
+    def persisted(self, stream_id: str, seq: int, ack: dict[str, Any],
+                  now: float | None = None) -> None:
+        """Remember the ack of ``seq`` so a retry gets the same answer.
+
+        A device waiting on its request was connected all along, so the ack time counts as seen:
+        a Kafka stall longer than the idle timeout must not split the session (a new session is
+        a discontinuity the segmenter cuts at, dropping frames up to the next keyframe).
+        """
         st = self._streams.get(stream_id)
         if st is None:
             return
+        self._settle(st, now)
         st.acks[seq] = ack
         while len(st.acks) > _RECENT_ACKS:
             st.acks.popitem(last=False)
 
-    def failed(self, stream_id: str, seq: int) -> None:
+    def failed(self, stream_id: str, seq: int, now: float | None = None) -> None:
         """Kafka refused ``seq``: forget it was admitted so the device's retry is accepted."""
         st = self._streams.get(stream_id)
-        if st is not None and st.last_seq == seq and seq not in st.acks:
+        if st is None:
+            return
+        self._settle(st, now)
+        if st.last_seq == seq and seq not in st.acks:
             st.last_seq = max(st.acks) if st.acks else None
+
+    @staticmethod
+    def _settle(st: StreamState, now: float | None) -> None:
+        st.inflight = max(0, st.inflight - 1)
+        if now is not None:
+            st.last_seen = max(st.last_seen, now)
 
     def end(self, stream_id: str, now: float, reason: str, **attrs: str) -> dict[str, Any] | None:
         """Close the stream's session (push ended); returns the DISCONNECTED record."""
@@ -158,7 +177,7 @@ class StreamTable:
         """DISCONNECTED records for sessions idle longer than the timeout."""
         out = []
         for st in self._streams.values():
-            if st.connected and now - st.last_seen > self.idle_timeout_s:
+            if st.connected and not st.inflight and now - st.last_seen > self.idle_timeout_s:
                 st.connected = False
                 out.append(self._session_event(st, "DISCONNECTED", now, "idle timeout"))
         return out
