@@ -12,6 +12,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.devstack.stack import Stack, up
 from pipeline.runner import Child, SystemRunner, start_group_at_end
+from tests.chaos.cluster import KafkaCluster
 from tests.clients import ffprobe_frames
 from tests.system import FIGURES, end_offsets, free_port, log_frames, wait_stored
 
@@ -182,9 +184,9 @@ def assert_exactly_once(outcome: dict[str, Outcome], streams: set[str]) -> None:
         assert o.duplicate_segments == 0 and o.sequences_contiguous, (s, o)
 
 
-@pytest.fixture
-def chaos_system(services: Settings, tmp_path: Path) -> Iterator[ChaosSystem]:
-    """A fresh system (new group, new stream prefix) for one chaos test."""
+@contextmanager
+def system_on(services: Settings, tmp_path: Path) -> Iterator[ChaosSystem]:
+    """Start a fresh system (new group, new stream prefix) against ``services``' Kafka."""
     prefix = f"chaos{uuid.uuid4().hex[:6]}"
     settings = services.replace(bridge_addr=f"127.0.0.1:{free_port()}",
                                 playback_addr=f"127.0.0.1:{free_port()}", idle_timeout_s=5.0)
@@ -198,6 +200,35 @@ def chaos_system(services: Settings, tmp_path: Path) -> Iterator[ChaosSystem]:
                           int(time.time() * 1e6), tmp_path, args)
     finally:
         runner.stop()
+
+
+@pytest.fixture
+def chaos_system(services: Settings, tmp_path: Path) -> Iterator[ChaosSystem]:
+    """A fresh system (new group, new stream prefix) for one chaos test."""
+    with system_on(services, tmp_path) as system:
+        yield system
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(services: Settings, tmp_path_factory: pytest.TempPathFactory,
+                  ) -> Iterator[KafkaCluster]:
+    """A three-broker KRaft cluster of the module's own (RF 3, min.insync 2), purged after."""
+    cluster = KafkaCluster(tmp_path_factory.mktemp("kafka3"),
+                           Path(services.state_dir).resolve() / "cache")
+    try:
+        cluster.start(services)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def chaos_system3(services: Settings, kafka_cluster: KafkaCluster, tmp_path: Path,
+                  ) -> Iterator[ChaosSystem]:
+    """A fresh system on the three-broker cluster (Cassandra stays the dev stack's)."""
+    kafka_cluster.restart_missing()  # a node an earlier test killed
+    with system_on(services.replace(kafka=kafka_cluster.bootstrap), tmp_path) as system:
+        yield system
 
 
 def report(name: str, **figures: Any) -> None:
