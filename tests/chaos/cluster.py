@@ -86,12 +86,44 @@ class KafkaCluster:
                                                          + _tail(n.home / "server.log"))
                      for n in self.stack.kafka_nodes(self.spec) if not n.pidfile.process()]
             raise RuntimeError(f"{exc}\n" + "\n".join(tails)) from exc
+        self.wait_in_sync()
         return time.monotonic() - t0
+
+    def wait_in_sync(self, timeout: float = 120.0) -> None:
+        """Until every partition of every topic has a leader that answers and a full ISR.
+
+        Right after topics are created (or a node rejoins) leaderships still move, and a client
+        asking too early gets NOT_LEADER_FOR_PARTITION.
+        """
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        deadline = time.monotonic() + timeout
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "wait-in-sync"})
+        try:
+            while True:
+                try:
+                    md = c.list_topics(timeout=10)
+                    parts = [(t, p) for t, tm in md.topics.items() if not t.startswith("__")
+                             for p, pm in tm.partitions.items()
+                             if pm.leader < 0 or len(pm.isrs) < len(pm.replicas)]
+                    if not parts:
+                        for t, tm in md.topics.items():
+                            for p in tm.partitions:
+                                c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+                        return
+                except KafkaException as exc:
+                    parts = [str(exc)]
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cluster not in sync after {timeout:.0f} s: {parts[:5]}")
+                time.sleep(0.5)
+        finally:
+            c.close()
 
     def restart_missing(self) -> float:
         """Start the nodes that are not running again; seconds until all answer metadata."""
         t0 = time.monotonic()
         up(self.stack, self.stack.load()[0], None, apply=None, say=lambda _line: None)
+        self.wait_in_sync()
         return time.monotonic() - t0
 
     def process(self, node_id: int) -> psutil.Process:
