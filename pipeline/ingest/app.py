@@ -110,7 +110,7 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
               ack_timeout_s: float = 8.0,
               now: Callable[[], float] = time.time) -> web.Application:
     """The bridge application; Kafka starts/stops with the app (``on_startup``/``on_cleanup``)."""
-    from pipeline.ingest import openapi
+    from pipeline.ingest import openapi, status
     from pipeline.ingest.push import push_handler
     from pipeline.ingest.recovery import recover
 
@@ -195,6 +195,7 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi.serve)
+    status.add_routes(app, bridge, settings.keys, now)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -21,10 +21,11 @@ _PROBLEM = content(ref("Problem"))
 _RETRY = {"Retry-After": header("seconds to wait before sending the same request again",
                                 {"type": "integer", "minimum": 1}, required=True)}
 _WORDS = {
-    400: "`bad_stream_id`; `bad_framing` (with `reason`) or `bad_stream` for an unreadable body",
+    400: "`bad_stream_id`; `bad_framing` (with `reason`) or `bad_stream` for an unreadable body; "
+         "`bad_json`, `bad_status_request`",
     401: "`token_missing`, `token_invalid`, `token_bad_signature`, `token_unknown_key`, "
          "`token_expired`, `token_wrong_kind`",
-    403: "`token_scope`: the device token does not cover this stream",
+    403: "`token_scope`: the token does not cover this stream (every asked stream)",
     404: "`not_found`: no such route (e.g. an empty stream id)",
     409: "`seq_regression` (with `last_seq`): seq is behind the last persisted one",
     413: "`too_large` (with `limit`): the body or an access unit is over the limit",
@@ -114,6 +115,29 @@ _SCHEMAS: dict[str, Any] = {
     "Ready": {"type": "object", "required": ["ready", "kafka"], "additionalProperties": False,
               "properties": {"ready": {"type": "boolean"}, "kafka": {"type": "boolean"}}},
     "OpenAPI": {"type": "object", "required": ["openapi", "paths"]},
+    "StatusRequest": {
+        "type": "object", "required": ["stream_ids"],
+        "properties": {"stream_ids": {"type": "array", "maxItems": 1000,
+                                      "items": {"type": "string"}}},
+    },
+    "BridgeStatus": {
+        "type": "object",
+        "description": "What this bridge hears, by its own clock; unknown ids are left out.",
+        "required": ["now_us", "streams"], "additionalProperties": False,
+        "properties": {
+            "now_us": {"type": "integer"},
+            "streams": {"type": "object", "additionalProperties": {
+                "type": "object", "additionalProperties": False,
+                "required": ["connected", "last_seen_us", "last_seq", "inflight"],
+                "properties": {
+                    "connected": {"type": "boolean"},
+                    "last_seen_us": {"type": "integer", "description": "last chunk or ack"},
+                    "last_seq": {"type": ["integer", "null"]},
+                    "inflight": {"type": "integer", "minimum": 0,
+                                 "description": "chunks waiting on Kafka"},
+                }}},
+        },
+    },
 }
 
 
@@ -133,12 +157,22 @@ def build_document() -> dict[str, Any]:
             "chunk. The answer comes when the body has ended.",
             ("video/mp2t",), "an MPEG-TS byte stream (H.264 or H.265 video)", "PushResult",
             (400, 401, 403, 404, 409, 413, 415, 422, 429, 503))},
+        "/v1/status": {"post": {
+            "operationId": "streamStatus", "summary": "Which of these streams the bridge hears",
+            "description": "For the playback service's dashboard: offline (nothing reaches the "
+                           "bridge) vs processing behind (acknowledged, not yet processed).",
+            "security": [{"viewerToken": []}],
+            "requestBody": {"required": True, "content": content(ref("StatusRequest"))},
+            "responses": {"200": response("BridgeStatus", body=content(ref("BridgeStatus"))),
+                          **_refusals(400, 401, 403)}}},
         "/healthz": _probe("Liveness", "Health"),
         "/readyz": _probe("Readiness: recovered and Kafka answers", "Ready", (200, 503)),
         "/openapi.json": _probe("This document", "OpenAPI"),
     }
     schemes = {"deviceToken": {"type": "http", "scheme": "bearer",
-                               "description": "a device token (`camlog token device`)"}}
+                               "description": "a device token (`camlog token device`)"},
+               "viewerToken": {"type": "http", "scheme": "bearer",
+                               "description": "a viewer token (`camlog token viewer`)"}}
     return document("camlog bridge", "Ingest: devices and encoders send video in.", paths,
                     _SCHEMAS, schemes)
 

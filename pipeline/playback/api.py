@@ -12,8 +12,8 @@ from pipeline.auth.tokens import TokenError, authenticate, scope_allows
 from pipeline.auth.tokens import authorize as authorize_claims
 from pipeline.playback.app import CONTEXT, Context, authorize, viewer_id
 from pipeline.playback.errors import Problem
+from pipeline.playback.liveness import BridgeView, Liveness, classify, default_slack_us
 from pipeline.playback.params import check_id, parse_limit
-from pipeline.views.device_state import effective_online
 
 __all__ = ["add_routes", "stream_json", "viewer_filter"]
 
@@ -39,12 +39,17 @@ def _iso(us: int | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us / 1e6)) + f".{us // 1000 % 1000:03d}Z"
 
 
-def stream_json(row: dict[str, Any], now_us: int, idle_us: int) -> dict[str, Any]:
-    """The public shape of one stream's device state."""
+def stream_json(row: dict[str, Any], now_us: int, idle_us: int,
+                live: Liveness | None = None) -> dict[str, Any]:
+    """The public shape of one stream's device state, with its derived ``state``."""
     sid = row["stream_id"]
+    live = live or classify(row, None, now_us, idle_us, 0)
     return {
         "stream_id": sid,
-        "online": effective_online(row, now_us, idle_us),
+        "online": live.online,
+        "state": live.state,
+        "behind_s": live.behind_s,
+        "offline_since": _iso(live.offline_since_us),
         "codec": row.get("codec") or "",
         "width": row.get("width") or 0,
         "height": row.get("height") or 0,
@@ -63,6 +68,29 @@ def stream_json(row: dict[str, Any], now_us: int, idle_us: int) -> dict[str, Any
     }
 
 
+async def _bridge_views(ctx: Context, ids: list[str]) -> dict[str, BridgeView | None] | None:
+    """The bridge's view of ``ids`` (one request, cached), or None without a bridge answer."""
+    if ctx.bridge is None or not ids:
+        return None
+    return await ctx.bridge.lookup(ids)
+
+
+def _with_state(ctx: Context, rows: list[tuple[str, dict[str, Any] | None]],
+                views: dict[str, BridgeView | None] | None) -> list[dict[str, Any]]:
+    """``stream_json`` of (id, device_state row or None) pairs, classified with the bridge's view."""
+    now_us = int(ctx.now() * 1_000_000)
+    idle_us = int(ctx.idle_timeout_s * 1_000_000)
+    slack_us = default_slack_us(ctx.segment_target_s)
+    out = []
+    for sid, row in rows:
+        bridge = None
+        if views is not None:  # answered: an id it does not know is a silent stream
+            bridge = views.get(sid) or BridgeView(False, 0, 0)
+        live = classify(row, bridge, now_us, idle_us, slack_us)
+        out.append(stream_json(row or {"stream_id": sid}, now_us, idle_us, live))
+    return out
+
+
 async def streams(request: web.Request) -> web.Response:
     """GET /v1/streams?limit=&cursor= — the streams this token may see, with device state."""
     ctx = request.app[CONTEXT]
@@ -73,24 +101,26 @@ async def streams(request: web.Request) -> web.Response:
         rows, nxt = await ctx.source.list_streams(limit, cursor)
     except ValueError:
         raise Problem(400, "bad_cursor", "cursor is not one this server issued") from None
-    now_us = int(ctx.now() * 1_000_000)
-    idle_us = int(ctx.idle_timeout_s * 1_000_000)
-    items = [stream_json(r, now_us, idle_us) for r in rows if allowed(r["stream_id"])]
+    rows = [r for r in rows if allowed(r["stream_id"])]
+    ids = [r["stream_id"] for r in rows]
+    items = _with_state(ctx, list(zip(ids, rows, strict=True)), await _bridge_views(ctx, ids))
     items.sort(key=lambda s: s["stream_id"])
     return web.json_response({"streams": items, "next_cursor": nxt},
                              headers={"Cache-Control": "private, max-age=2"})
 
 
 async def stream(request: web.Request) -> web.Response:
-    """GET /v1/streams/{stream_id} — one stream's device state."""
+    """GET /v1/streams/{stream_id} — one stream's device state; a stream the bridge hears but
+    the worker has not reduced yet is answered too (``waiting``)."""
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
     row = await ctx.source.device_state(sid)
-    if row is None:
+    views = await _bridge_views(ctx, [sid])
+    heard = (views or {}).get(sid)
+    if row is None and not (heard and heard.connected):
         raise Problem(404, "unknown_stream", "no such stream")
-    now_us = int(ctx.now() * 1_000_000)
-    return web.json_response(stream_json(row, now_us, int(ctx.idle_timeout_s * 1e6)),
-                             headers={"Cache-Control": "private, max-age=2"})
+    (item,) = _with_state(ctx, [(sid, row)], views)
+    return web.json_response(item, headers={"Cache-Control": "private, max-age=2"})
 
 
 async def beacon(request: web.Request) -> web.Response:
@@ -139,8 +169,14 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ctx.ready else 503)
 
 
+async def _close_bridge(app: web.Application) -> None:
+    if app[CONTEXT].bridge is not None:
+        await app[CONTEXT].bridge.close()
+
+
 def add_routes(app: web.Application) -> None:
     """Register the JSON routes."""
+    app.on_cleanup.append(_close_bridge)
     app.router.add_get("/v1/streams", streams)
     app.router.add_get("/v1/streams/{stream_id}", stream)
     app.router.add_post("/v1/beacons", beacon)

@@ -66,6 +66,8 @@ class Context:
     #: Cassandra is unreachable.
     last_live: ByteCache = field(default_factory=lambda: ByteCache(32 << 20))
     grants: Grants | None = None
+    #: ``bridgestatus.BridgeStatus``: the bridge's view of streams (offline vs behind), or None.
+    bridge: Any = None
     ready: bool = False
 
     def __post_init__(self) -> None:

@@ -32,6 +32,7 @@ def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 
                   max_clip_s: int = 600, events: bool = True):  # -> Context
     """The service's context from settings (nothing connects until the app starts)."""
     from pipeline.playback.app import Context
+    from pipeline.playback.bridgestatus import BridgeStatus
     from pipeline.playback.cache import ByteCache
     from pipeline.playback.events import EventSink
     from pipeline.playback.source import CassandraSource
@@ -42,6 +43,7 @@ def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 
         region=settings.region, segment_target_s=settings.segment_target_s,
         idle_timeout_s=settings.idle_timeout_s, max_range_s=max_range_s, max_clip_s=max_clip_s,
         cache=ByteCache(cache_mb << 20),
+        bridge=BridgeStatus(settings.bridge_addr, settings.keys) if settings.bridge_addr else None,
     )
 
 

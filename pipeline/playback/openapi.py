@@ -103,7 +103,8 @@ def _paths() -> dict[str, Any]:
             [_query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 500}),
              _query("cursor", "`next_cursor` of the previous page",
                     {"type": "string", "maxLength": 512})])},
-        stream: {"get": _op("getStream", "One stream's device state", _json("Stream"),
+        stream: {"get": _op("getStream", "One stream's device state (also a stream the bridge "
+                            "hears before the worker reduced it)", _json("Stream"),
                             (400, 401, 403, 404, 503), [_sid()])},
         "/v1/beacons": {"post": _op(
             "postBeacon", "A player's report; it becomes a playback event",
@@ -169,11 +170,20 @@ _SCHEMAS: dict[str, Any] = {
     "Stream": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["stream_id", "online", "codec", "width", "height", "fps", "bitrate",
-                     "last_seen", "last_seen_us", "connected_since", "segments", "gaps", "links"],
+        "required": ["stream_id", "online", "state", "behind_s", "offline_since", "codec",
+                     "width", "height", "fps", "bitrate", "last_seen", "last_seen_us",
+                     "connected_since", "segments", "gaps", "links"],
         "properties": {
             "stream_id": {"type": "string"},
-            "online": {"type": "boolean"},
+            "online": {"type": "boolean", "description": "frames reach the bridge now"},
+            "state": {"enum": ["live", "behind", "offline", "waiting"],
+                      "description": "live; behind: frames acknowledged by the bridge but not "
+                                     "yet processed; offline: no frames reach the bridge; "
+                                     "waiting: connected, no segment yet"},
+            "behind_s": {"type": ["number", "null"], "minimum": 0,
+                         "description": "bridge's last frame minus the newest processed one; "
+                                        "null when the bridge did not answer"},
+            "offline_since": _NULLABLE_TIME,
             "codec": {"type": "string", "description": "RFC 6381 codec string, or empty"},
             "width": {"type": "integer", "minimum": 0},
             "height": {"type": "integer", "minimum": 0},
