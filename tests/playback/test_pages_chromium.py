@@ -209,3 +209,63 @@ def test_refused_token_is_a_clear_message_and_no_retry_loop(system, chrome, tmp_
         final = page.evaluate(PROBE)
         assert final["t"] == 0 and final["frames"] == 0 and len(final["errors"]) == 1, final
         page.close()
+
+
+def test_dashboard_with_500_streams_pages_and_bounds_requests(chrome, tmp_path):
+    """500 streams (in memory): one page of cards, a handful of requests, filters and paging."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from pipeline.playback.app import Context, build_app
+    from tests.playback.memsource import MemorySource
+    from tests.system import free_port
+
+    keys = {"k1": b"0123456789abcdef-pages-500"}
+    now_us = int(time.time() * 1e6)
+    src = MemorySource()
+    for i in range(500):
+        sid = f"cam-{i:03d}"
+        src.states[sid] = {"stream_id": sid, "online": i % 5 != 0, "segments": 3,
+                           "last_seen": now_us - (3600_000_000 if i % 5 == 0 else 0),
+                           "width": 320, "height": 180, "fps": 15.0, "bitrate": 400_000}
+    port, started, loop = free_port(), threading.Event(), asyncio.new_event_loop()
+
+    async def serve() -> None:
+        runner = web.AppRunner(build_app(Context(keys=keys, source=src, idle_timeout_s=600)))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        started.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()),
+                                              loop.run_forever()), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    token = issue(keys, None, "viewer", ["cam-*"], 3600, time.time())
+    page = chrome.new_page(viewport={"width": 390, "height": 844})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        page.goto(f"http://127.0.0.1:{port}/?token={token}")
+        page.wait_for_selector("[data-stream='cam-000']", timeout=10_000)
+        time.sleep(11)  # two refreshes
+        assert page.locator("[data-stream]").count() == 24
+        assert "500 streams · 400 online" in page.inner_text("#summary")
+        lists = [u for u in requests if "/v1/streams?" in u]
+        thumbs = [u for u in requests if "thumbnail.jpg" in u]
+        assert 2 <= len(lists) <= 4 and len(thumbs) <= 24, (len(lists), len(thumbs))
+        assert page.locator("[data-stream='cam-001'] .ph").is_visible()  # no picture: placeholder
+        assert page.get_attribute("[data-stream='cam-001'] img", "alt") == \
+            "latest picture from cam-001"
+        page.focus("#next")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("[data-stream='cam-024']", timeout=5_000)
+        page.fill("#filter", "cam-49")
+        page.select_option("#state", "offline")
+        page.wait_for_function("() => document.querySelectorAll('[data-stream]').length === 2")
+        assert "offline" in page.inner_text("[data-stream='cam-490']")
+        page.screenshot(path=str(tmp_path / "dashboard-500.png"), full_page=True)
+    finally:
+        page.close()
+        loop.call_soon_threadsafe(loop.stop)
