@@ -126,6 +126,17 @@ def test_opened_before_the_camera_waits_then_plays(system, chrome, tmp_path):
     print(f"first frame {first_frame}; playing {startup_s:.2f} s after the first segment was "
           f"listed; {played['probes']} probes")
     assert startup_s <= target + 1.5, (startup_s, played)  # within one segment of it
+    # the controls, by keyboard: the recording of the last 5 minutes, its clip, back to live
+    page.focus("#gorange")
+    page.keyboard.press("Enter")
+    _until(page, "document.getElementById('mode').textContent === 'recording'", 5, console)
+    _plays(page, console, seconds=1)
+    assert "/clip.mp4?start=" in (page.get_attribute("#clip", "href") or "")
+    page.focus("body")
+    page.keyboard.press("l")
+    _until(page, "document.getElementById('mode').textContent === 'live'", 5, console)
+    _plays(page, console, seconds=1)
+    assert page.evaluate("() => window.camlogPlayer.latencyS") is not None
     page.close()
 
 

@@ -188,6 +188,7 @@
     const now = performance.now();
     if (video.currentTime !== lastT) { lastT = video.currentTime; lastAdvance = now; }
     if (fatal || !hls || !started) return;
+    if (!live && video.ended) { show("ended", "end of the recording — pick another range, or Live"); return; }
     if (video.paused && !video.ended) { lastAdvance = now; return; }  // paused by the viewer
     const stallS = Math.max(4, 2 * targetS());
     const stalled = (now - lastAdvance) / 1000 > stallS;
@@ -245,10 +246,14 @@
     $("gorange").setAttribute("aria-pressed", String(!isLive));
     attempt = 0;
   }
+  // Until the viewer edits the range, it follows the live edge (the last 5 minutes).
+  let rangeEdited = false;
+  const followLive = () => { if (!rangeEdited) { const now = Date.now() / 1000; setRange(now - 300, now); } };
+  setInterval(() => { if (live) followLive(); }, 5000);
   function playLive() {
     setMode(true);
-    const now = Date.now() / 1000;
-    setRange(now - 300, now);
+    rangeEdited = false;
+    followLive();
     show("connecting", `connecting to ${id}…`);
     stopPlayer();
     probeLive();
@@ -272,15 +277,14 @@
     startHls(url);
   }
   $("golive").addEventListener("click", playLive);
-  $("gorange").addEventListener("click", () => playRange(secs(startIn), secs(endIn)));
+  $("gorange").addEventListener("click", () => { if (live) followLive(); playRange(secs(startIn), secs(endIn)); });
   $("range").addEventListener("submit", (ev) => { ev.preventDefault(); playRange(secs(startIn), secs(endIn)); });
   $("jump").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const at = secs(atIn);
     playRange(at, Math.min(at + 300, Date.now() / 1000));
   });
-  startIn.addEventListener("change", updateClip);
-  endIn.addEventListener("change", updateClip);
+  for (const input of [startIn, endIn]) input.addEventListener("change", () => { rangeEdited = true; updateClip(); });
   document.addEventListener("keydown", (ev) => {
     if (ev.target.closest("input, textarea, select") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     if (ev.key === "l" || ev.key === "L") playLive();
