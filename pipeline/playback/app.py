@@ -20,6 +20,7 @@ from pipeline.playback.events import EventSink
 from pipeline.playback.grants import Grants
 from pipeline.playback.params import check_id
 from pipeline.playback.source import Source
+from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
 
 __all__ = [
@@ -241,8 +242,6 @@ def build_app(ctx: Context) -> web.Application:
     app.router.add_get("/openapi.json", openapi.serve)
 
     async def lifecycle(app: web.Application) -> Any:
-        from pipeline.retry import patiently
-
         await patiently(ctx.source.start, "playback.start", (StoreUnavailable,))
         if ctx.events is not None:
             ctx.events.start()
