@@ -293,7 +293,8 @@ class Cutter:
                            "seg_ticks": 0}
         part = PartCut(self.stream_id, p.segment_id, self.sequence, p.index, cfg, p.frames,
                        p.durations, tfdt, self._wall(tfdt), self._wall(tfdt + p.ticks),
-                       p.independent, self.discontinuity and not self.parts)
+                       p.independent, self.discontinuity and not self.parts,
+                       self.discontinuities + self.discontinuity)
         self.parts.append(part)
         step.parts.append(part)
 

@@ -97,6 +97,7 @@ class PartCut:
     end_time: int
     independent: bool  # starts with a keyframe
     discontinuity: bool  # first part of a segment after a break
+    discontinuity_count: int = 0  # as its segment's (``Cut.discontinuity_count``)
 
     @property
     def id(self) -> str:
