@@ -122,7 +122,9 @@
       return;
     }
     hls = state.hls = new Hls({
-      liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 8, lowLatencyMode: false,
+      // LL-HLS playlists (PART-HOLD-BACK, blocking reload, parts) when the origin has them;
+      // whole-segment playlists keep the two-segment hold-back.
+      liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 8, lowLatencyMode: true,
       manifestLoadingMaxRetry: 2, levelLoadingMaxRetry: 4, fragLoadingMaxRetry: 4,
       xhrSetup: (xhr) => { const h = auth(); xhr.setRequestHeader("Authorization", h.Authorization); },
     });
