@@ -139,8 +139,7 @@ class Follower:
                                     client_id="camlog-playback-follow")
         await consumer.start()
         try:
-            await consumer.topics()  # loads the cluster metadata
-            parts = consumer.partitions_for_topic(self.topic)
+            parts = await asyncio.to_thread(self._partitions)
             if not parts:
                 raise RuntimeError(f"topic {self.topic} has no partitions (is it created?)")
             tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
@@ -171,6 +170,13 @@ class Follower:
                     self._evict()
         finally:
             await consumer.stop()
+
+    def _partitions(self) -> list[int]:
+        from confluent_kafka.admin import AdminClient
+
+        meta = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(self.topic, 10)
+        topic = meta.topics.get(self.topic)
+        return [] if topic is None or topic.error is not None else list(topic.partitions)
 
     def status(self) -> dict[str, Any]:
         """For /readyz and tests."""
