@@ -267,8 +267,9 @@ class CameraPull:
     async def _produce(self, time_us: int, frames: tuple[Frame, ...], state: _Conn) -> None:
         """Hand one chunk to the bridge's durable path; bounded acks in flight."""
         st = self.bridge.table.get(self.stream_id)
-        seq = max((st.last_seq + 1) if st and st.last_seq is not None else 0,
-                  int(self.now() * 1_000_000))
+        # consecutive within this process (a seq gap is a loss the segmenter cuts at); a new
+        # process (restart, another puller) starts at its clock, above any earlier seq
+        seq = st.last_seq + 1 if st and st.last_seq is not None else int(self.now() * 1_000_000)
         chunk = Chunk(seq, state.codec, _TIMESCALE, time_us, frames)
         try:
             fut, _fresh = self.bridge.produce(self.stream_id, chunk, received=self.now(),
