@@ -40,6 +40,7 @@ class PullHost:
         self.producer = EventProducer(settings.kafka, extra={"client.id": "camlog-puller"})
         self.bridge = Bridge(self.producer, idle_timeout_s=settings.idle_timeout_s)
         self.tasks: dict[str, tuple[CameraSpec, asyncio.Task]] = {}
+        self.pulls: dict[str, CameraPull] = {}  # the running pull of each camera (its stats)
 
     async def start(self) -> None:
         """Connect the producer."""
@@ -54,7 +55,8 @@ class PullHost:
     async def _supervise(self, spec: CameraSpec, opts: PullOptions) -> None:
         """Run the pull; an unexpected failure is logged, counted and restarted after the cap."""
         while True:
-            pull = CameraPull(self.bridge, spec.camera_id, spec.url, opts)
+            pull = self.pulls[spec.camera_id] = CameraPull(self.bridge, spec.camera_id,
+                                                           spec.url, opts)
             try:
                 await pull.run()
             except asyncio.CancelledError:
@@ -73,6 +75,7 @@ class PullHost:
         task = entry[1]
         task.cancel()
         await asyncio.wait([task], timeout=_STOP_S)
+        self.pulls.pop(camera_id, None)
         _log.info("camera %s: pull stopped", camera_id)
 
     async def reconcile(self, wanted: dict[str, CameraSpec]) -> None:
