@@ -8,8 +8,10 @@ camera's password appears in no log line.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -109,11 +111,12 @@ def _runs(chunks: list[dict]) -> list[str]:
     return runs
 
 
-def test_pulled_frames_match_what_the_camera_sent(system, tmp_path):
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+def test_pulled_frames_match_what_the_camera_sent(system, tmp_path, codec):
     settings, runner, prefix, _ = system
-    sid = f"{prefix}-count"
+    sid = f"{prefix}-count-{codec}"
     server = RtspServer(free_port(), "--frames", "150", "--gop", str(GOP), "--audio",
-                        "--user", USER, "--password", PASSWORD).start()
+                        "--codec", codec, "--user", USER, "--password", PASSWORD).start()
     frames0, sessions0 = end_offsets(settings, "camlog.frames"), end_offsets(settings, "camlog.sessions")
     t0 = int(time.time() * 1e6)
     pull = runner.spawn(f"pull-{sid}", "pull", "--url",
@@ -129,6 +132,7 @@ def test_pulled_frames_match_what_the_camera_sent(system, tmp_path):
     logged = sum(len(c["frames"]) for c in chunks)
     assert sent - GOP <= logged <= sent, (sent, logged)
     assert {c["source"] for c in chunks} == {"PULL"}
+    assert {c["codec"] for c in chunks} == {codec.upper()}
     assert chunks[0]["frames"][0]["keyframe"] and chunks[0]["codec_config"]
     assert all(len(c["frames"]) <= 8 for c in chunks)  # part-sized: 0.5 s at 15 fps
     assert len(_runs(chunks)) == 1
@@ -142,7 +146,27 @@ def test_pulled_frames_match_what_the_camera_sent(system, tmp_path):
                               int(time.time() * 1e6) + 60_000_000, tmp_path)
     assert counts == {sid: logged}
     assert len(ffprobe_frames(got[sid][1])) == logged
-    FIGURES.append(f"rtsp pull: server sent {sent} frames, {logged} pulled, stored and decoded")
+    FIGURES.append(f"rtsp pull {codec}: server sent {sent} frames, {logged} pulled, stored, decoded")
+
+
+def test_refused_credentials_are_retried_and_never_logged(system):
+    settings, runner, prefix, logs = system
+    server = RtspServer(free_port(), "--user", USER, "--password", PASSWORD).start()
+    wrong = "Wr0ng-pa55word"
+    pull = runner.spawn(f"pull-{prefix}-401", "pull", "--url",
+                        with_credentials(server.url, USER, wrong), "--stream", f"{prefix}-401")
+    try:
+        lines = _until(lambda: [ln for ln in pull.log.read_text(errors="replace").splitlines()
+                                if "reconnecting in" in ln][2:] and
+                       pull.log.read_text(errors="replace").splitlines(), 60,
+                       "three refused attempts")
+    finally:
+        pull.stop()
+        server.stop()
+    retries = [ln for ln in lines if "reconnecting in" in ln]
+    assert all("401" in ln or "Unauthorized" in ln or "authoriz" in ln.lower() for ln in retries), \
+        retries
+    assert not any(wrong in ln or PASSWORD in ln for ln in lines)
 
 
 def test_camera_restart_reconnects_and_vod_plays_across(system, tmp_path):
@@ -186,7 +210,14 @@ def test_camera_restart_reconnects_and_vod_plays_across(system, tmp_path):
            f"&end={t1 / 1e6 + 60:.3f}&token={vtok}")
     status, body = get(url)
     assert status == 200 and b"#EXT-X-DISCONTINUITY" in body, body[:500]
-    assert len(ffprobe_frames(url)) == logged  # played through both sides of the gap
+    played = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", url, "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=120)
+    assert played.returncode == 0 and played.stderr.strip() == "", played.stderr
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                            "-show_entries", "stream=nb_read_frames", "-of", "json", url],
+                           capture_output=True, text=True, timeout=120, check=True)
+    # decoded through both sides of the gap
+    assert int(json.loads(probe.stdout)["streams"][0]["nb_read_frames"]) == logged
 
 
 def _owner(settings: Any, group: str, partition: int) -> str | None:
