@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.errors import CamlogError
 from pipeline.events import EVENTS, decode
 from pipeline.events.codec import DecodeError
 from pipeline.ingest.bridge import Bridge
@@ -80,8 +81,8 @@ class PullHost:
 
     async def reconcile(self, wanted: dict[str, CameraSpec]) -> None:
         """Pull exactly ``wanted``: stop the others, restart changed ones, start new ones."""
-        for cid in [c for c, (spec, _) in self.tasks.items() if wanted.get(c) != spec]:
-            await self.stop(cid)
+        gone = [c for c, (spec, _) in self.tasks.items() if wanted.get(c) != spec]
+        await asyncio.gather(*(self.stop(cid) for cid in gone))
         for cid, spec in wanted.items():
             if cid not in self.tasks:
                 _log.info("camera %s: pulling", cid)
@@ -102,6 +103,7 @@ class Puller:
         self.registry = CameraRegistry()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failure: BaseException | None = None  # what ended the consumer thread early
 
     def _consumer_config(self) -> dict[str, Any]:
         session_ms = int(self.settings.puller_session_timeout_s * 1000)
@@ -127,6 +129,8 @@ class Puller:
             self._stop.set()
             await asyncio.to_thread(thread.join, _STOP_S + 5)
             await self.host.close()
+        if self._failure is not None:
+            raise CamlogError(f"the cameras consumer failed: {self._failure}") from self._failure
 
     def _call(self, coro: Any) -> None:
         """Run ``coro`` on the loop from the consumer thread and wait for it (bounded)."""
@@ -167,7 +171,14 @@ class Puller:
         _log.info("puller %s: revoked partitions %s", self.name, sorted(parts))
 
     def _consume(self) -> None:
-        """Consumer thread: poll, and run the rebalance callbacks to completion on the loop."""
+        """Consumer thread; a failure is kept for ``run`` to raise (after stopping every pull)."""
+        try:
+            self._consume_until_stopped()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by run()
+            self._failure = exc
+
+    def _consume_until_stopped(self) -> None:
+        """Poll, and run the rebalance callbacks to completion on the loop."""
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         consumer = Consumer(self._consumer_config())
