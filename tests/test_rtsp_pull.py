@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.auth.tokens import issue
 from pipeline.cli import main
-from pipeline.events import decode
+from pipeline.events import TOPICS, decode
 from pipeline.ingest.cameras_cli import add_camera, list_cameras
 from pipeline.ingest.pullrules import with_credentials
 from pipeline.runner import SystemRunner, start_group_at_end
@@ -75,17 +75,11 @@ def _records(settings: Any, topic: str, since: dict[int, int], key: str) -> list
             if msg.offset() >= end[msg.partition()] - 1:
                 todo.discard(msg.partition())
             if msg.key() == key.encode():
-                out.append(decode(topic_event(topic), msg.value()))
+                out.append(decode(TOPICS[topic].name, msg.value()))
     finally:
         c.close()
     assert not todo
     return out
-
-
-def topic_event(topic: str) -> str:
-    from pipeline.events import TOPICS
-
-    return TOPICS[topic].name
 
 
 def _frames(settings: Any, since: dict[int, int], stream: str) -> list[dict]:
