@@ -60,6 +60,7 @@ _TOPIC_OF = {  # the first event named for a topic is its primary one (``TOPICS`
     "SessionChange": "camlog.sessions",
     "PlaybackEvent": "camlog.playback",
     "DeadLetter": "camlog.dlq",
+    "CameraConfig": "camlog.cameras",
 }
 
 
