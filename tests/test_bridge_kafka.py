@@ -138,6 +138,13 @@ def test_ffmpeg_push_frame_count(services, bridge, stream_id, tmp_path):
                                                                 stream_id)]
     assert sum(len(r["frames"]) for r in recs) == expected
     assert all(r["source"] == "PUSH" for r in recs) and recs[0]["frames"][0]["keyframe"]
+    # access units are grouped into part-sized chunks: a keyframe starts one, none passes the
+    # part target (15 fps: 7 frames of 6000 ticks in 0.5 s), so ~2 chunks a second, not 15
+    for r in recs:
+        fr = r["frames"]
+        assert not any(f["keyframe"] for f in fr[1:])
+        assert fr[-1]["dts"] - fr[0]["dts"] + 6000 <= services.part_target_s * 90000
+    assert len(recs) <= expected / 5, [len(r["frames"]) for r in recs]
     kinds = [decode("SessionChange", m.value())["kind"]
              for m in read_since(services.kafka, SESSIONS, ssince, stream_id)]
     assert kinds == ["CONNECTED", "DISCONNECTED"]

@@ -93,8 +93,11 @@ class _StallingProducer:
                     fut.set_result(Ack(0, offset))
         self._held.clear()
 
-    def frames(self) -> list[dict]:
+    def chunks(self) -> list[dict]:
         return [decode("FrameChunk", v) for t, v in self.messages if t == FRAMES_TOPIC]
+
+    def frames(self) -> int:
+        return sum(len(c["frames"]) for c in self.chunks())
 
 
 def _mpegts(frames: int = 45, fps: int = 15) -> bytes:
@@ -147,15 +150,18 @@ async def test_push_survives_a_stall_within_the_bound_and_keeps_order():
     try:
         req = asyncio.ensure_future(client.post("/push", data=_body(ts)))
         await asyncio.sleep(1.5)  # Kafka elects leaders; the body is read on meanwhile
-        assert len(producer.frames()) == 45 and not req.done()
+        assert producer.frames() == 45 and not req.done()
         producer.release()
         resp = await req
         body = await resp.json()
     finally:
         await client.close()
     assert resp.status == 200 and body["frames"] == 45, body
-    seqs = [r["seq"] for r in producer.frames()]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 45 and body["last_seq"] == seqs[-1]
+    chunks = producer.chunks()
+    seqs = [r["seq"] for r in chunks]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and body["last_seq"] == seqs[-1]
+    # part-sized: 45 frames at 15 fps in 0.5 s parts, keyframes (every 15) starting chunks
+    assert [len(c["frames"]) for c in chunks] == [7, 7, 1] * 3
 
 
 @pytest.mark.parametrize("fail, problem", [(False, "push_buffer_exceeded"),
@@ -165,15 +171,15 @@ async def test_push_past_its_bound_ends_with_a_problem_saying_what_was_accepted(
     producer = _StallingProducer()
     producer.stalled = False  # the first chunks are acked at once, then Kafka goes away
     client, _bridge = await _client(producer, buffer_bytes=1 << 20, buffer_s=1.0)
-    acked_before = 0
+    acked_before = acked_chunks = 0
 
     async def body():
-        nonlocal acked_before
+        nonlocal acked_before, acked_chunks
         chunks = _body(ts)
         async for part in chunks:
             yield part
-            if not producer.stalled and len(producer.frames()) >= 10:
-                acked_before = len(producer.frames())
+            if not producer.stalled and producer.frames() >= 10:
+                acked_before, acked_chunks = producer.frames(), len(producer.chunks())
                 producer.stalled = True
                 if fail:
                     asyncio.get_running_loop().call_later(0.3, producer.release, True)
@@ -186,7 +192,7 @@ async def test_push_past_its_bound_ends_with_a_problem_saying_what_was_accepted(
     assert resp.status == 503 and problem_json["retry_after"] == 1
     assert problem_json["problem"] == problem, problem_json
     assert problem_json["frames_accepted"] == acked_before > 0
-    accepted = [r["seq"] for r in producer.frames()][:acked_before]
+    accepted = [r["seq"] for r in producer.chunks()][:acked_chunks]
     assert problem_json["last_accepted_seq"] == accepted[-1]
 
 

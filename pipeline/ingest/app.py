@@ -154,7 +154,8 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
             gate(stream_id, t)
             return await push_handler(request, bridge, stream_id, settings.chunk_max_bytes,
                                       buffer_bytes=settings.push_buffer_bytes,
-                                      buffer_s=settings.push_buffer_s)
+                                      buffer_s=settings.push_buffer_s,
+                                      part_target_s=settings.part_target_s)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -72,6 +72,11 @@ class ChunkGrouper:
         return out
 
     @property
+    def open_bytes(self) -> int:
+        """Media bytes in the open group (a chunk also has a byte bound)."""
+        return sum(len(f.data) for f in self._open)
+
+    @property
     def open_frames(self) -> int:
         """Frames in the open group."""
         return len(self._open)

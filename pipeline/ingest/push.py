@@ -1,8 +1,10 @@
 """``POST /v1/streams/{id}/ingest``: a chunked MPEG-TS body demuxed on the fly by PyAV.
 
 The request body feeds a bounded queue read by a demux thread through a file-like object (no
-temp files); each video access unit becomes a one-frame chunk submitted in order through the
-same path as SDK chunks. Frames before the first keyframe are skipped and counted; the end of
+temp files); its video access units are grouped into part-sized chunks by the SDK's rule
+(``grouping.ChunkGrouper``: a keyframe starts a chunk, a chunk closes as soon as one more frame
+would pass the part target, and whatever is open when the body pauses for a tick or ends), then
+submitted in order through the same path as SDK chunks. Frames before the first keyframe are skipped and counted; the end of
 the body ends the session. Seqs start at the bridge clock in µs (so they keep increasing across
 pushes and restarts); timestamps are rescaled to 90 kHz; a pushing encoder has no device clock
 in the request, so ``producer_time`` is the bridge's arrival time of the first keyframe plus
@@ -24,6 +26,7 @@ from aiohttp import web
 
 from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.framing import Chunk, Frame
+from pipeline.ingest.grouping import ChunkGrouper
 from pipeline.ingest.problems import IngestError
 from pipeline.ingest.pushwindow import PushWindow
 
@@ -101,7 +104,7 @@ def _demux(feed: BodyFeed, emit: Any) -> None:
 
 async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
                        max_frame_bytes: int = 1 << 20, *, buffer_bytes: int = 32 << 20,
-                       buffer_s: float = 30.0) -> web.Response:
+                       buffer_s: float = 30.0, part_target_s: float = 0.5) -> web.Response:
     """Run one push to its end; answer with counts once every chunk is persisted.
 
     Chunks go to Kafka as they are demuxed and wait in a ``PushWindow`` for their acks, so the
@@ -162,11 +165,28 @@ async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
     started = False
     t0 = bridge.now()
     pts0: int | None = None
+    grouper = ChunkGrouper(round(part_target_s * 90000))
+    codec_of_group = ""
+
+    def send(groups: list) -> None:
+        nonlocal seq
+        for g in groups:
+            chunk = Chunk(seq, codec_of_group, 90000, g.time_us, g.frames)
+            try:
+                fut, _fresh = bridge.produce(stream_id, chunk, received=bridge.now(),
+                                             source="PUSH")
+            except IngestError as exc:  # the producer's queue is full: Kafka is far behind
+                raise _ended(window, exc.problem, exc.detail) from None
+            window.add(seq, sum(len(f.data) for f in g.frames), len(g.frames), bridge.now())
+            fut.add_done_callback(functools.partial(settle, seq))
+            seq += 1
+
     try:
         while True:
             try:
                 item = await asyncio.wait_for(items.get(), _TICK_S)
-            except TimeoutError:  # nothing demuxed: still watch the bound
+            except TimeoutError:  # nothing demuxed: send what is open, still watch the bound
+                send(grouper.flush())
                 check()
                 continue
             if item is None:
@@ -182,17 +202,13 @@ async def push_handler(request: web.Request, bridge: Bridge, stream_id: str,
             if len(data) > max_frame_bytes:
                 raise IngestError(413, "too_large",
                                   f"an access unit of {len(data)} bytes exceeds {max_frame_bytes}")
+            if codec != codec_of_group or grouper.open_bytes + len(data) > max_frame_bytes:
+                send(grouper.reset() if codec != codec_of_group else grouper.flush())
+                codec_of_group = codec
             pts0 = pts if pts0 is None else pts0
             producer_time = int((t0 + (pts - pts0) / 90000) * 1_000_000)
-            chunk = Chunk(seq, codec, 90000, producer_time, (Frame(pts, min(dts, pts), key, data),))
-            try:
-                fut, _fresh = bridge.produce(stream_id, chunk, received=bridge.now(),
-                                             source="PUSH")
-            except IngestError as exc:  # the producer's queue is full: Kafka is far behind
-                raise _ended(window, exc.problem, exc.detail) from None
-            window.add(seq, len(data), 1, bridge.now())
-            fut.add_done_callback(functools.partial(settle, seq))
-            seq += 1
+            send(grouper.add(Frame(pts, min(dts, pts), key, data), producer_time))
+        send(grouper.flush())
         while len(window):  # the body ended: wait for the rest, still within the bound
             check()
             await asyncio.sleep(_TICK_S / 5)
