@@ -22,8 +22,8 @@ from pipeline.devstack import cassandra as cas
 from pipeline.devstack import kafka as kaf
 from pipeline.devstack import mirror as mm2
 from pipeline.devstack.maven import fetch_libs
-from pipeline.devstack.procs import PidFile, port_open, stop, wait_until
-from pipeline.devstack.stack import Stack
+from pipeline.devstack.procs import PidFile, port_open, wait_until
+from pipeline.devstack.stack import Stack, stop_named
 from pipeline.errors import CliError
 
 __all__ = ["Region", "load_regions", "plan_regions", "regions_down", "regions_status",
@@ -230,15 +230,4 @@ def regions_status(stack: Stack) -> list[dict[str, object]]:
 
 def regions_down(stack: Stack, say: Say = print) -> int:
     """Stop every region's processes at once (pid files only); returns how many were stopped."""
-    named = [pf for r in load_regions(stack) for pf in r.pidfiles()]
-    names = {}
-    for name, pf in named:
-        proc = pf.process()
-        if proc is not None:
-            names[proc.pid] = name
-    if names:
-        say(f"stopping {', '.join(names.values())} ...")
-    stopped = stop([pf for _, pf in named], timeout=60)
-    for pid in stopped:
-        say(f"stopped {names.get(pid, '?')} (pid {pid})")
-    return len(stopped)
+    return len(stop_named([pf for r in load_regions(stack) for pf in r.pidfiles()], say))
