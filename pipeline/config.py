@@ -76,6 +76,9 @@ class Settings:
     # timeouts (~12 s) twice over; 32 MiB is 30 s of an 8 Mbit/s 1080p encoder.
     push_buffer_bytes: int = 32 << 20
     push_buffer_s: float = 30.0
+    # A device with several bridges (`camlog camera --bridge URL1,URL2`) moves on after its bridge
+    # failed every request for this long, and probes home this often to go back.
+    failover_s: float = 2.0
     # RTSP pull (README, "Pulling RTSP cameras"): no frame for this long ends a connection;
     # reconnects back off exponentially with jitter from the base up to the cap, forever.
     pull_read_timeout_s: float = 5.0
@@ -173,6 +176,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("CAMLOG_PUSH_BUFFER_BYTES must be >= CAMLOG_CHUNK_MAX_BYTES")
     if not 1.0 <= s.push_buffer_s <= 300.0:
         raise ConfigError("CAMLOG_PUSH_BUFFER_S must be within 1..300")
+    if not 0.1 <= s.failover_s <= 60.0:
+        raise ConfigError("CAMLOG_FAILOVER_S must be within 0.1..60")
     if not 0.5 <= s.pull_read_timeout_s <= 120:
         raise ConfigError("CAMLOG_PULL_READ_TIMEOUT_S must be within 0.5..120")
     if not 0.01 <= s.pull_backoff_base_s <= s.pull_backoff_cap_s <= 300:

@@ -98,6 +98,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.runner import METRICS_PORTS, SystemRunner, start_group_at_end
 
     lock = _lock(settings)
+    if args.regions:
+        from pipeline.devstack.regiondemo import run
+
+        try:
+            return run(args, settings)
+        finally:
+            lock.close()
     for addr in (settings.bridge_addr, settings.playback_addr):
         if not _port_free(addr):
             raise CliError(f"{addr} is in use by another process; stop it or set "
@@ -167,6 +174,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--stream", default="cam", help="camera stream name prefix")
+    parser.add_argument("--regions", metavar="DC1,DC2",
+                        help="two regions on this machine (`camlog dev up --regions`), services "
+                             "per region, cameras split between home regions")
     parser.add_argument("--keep-services", action="store_true",
                         help="leave Kafka and Cassandra running on exit")
     parser.set_defaults(func=_run)

@@ -13,8 +13,12 @@ from pipeline.config import Settings, load_settings
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Chaos tests run last: they fault the shared dev stack (and restore it) after the rest."""
-    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+    """Chaos tests run last: they fault the shared dev stack (and restore it) after the rest.
+
+    Two-region tests run after them: they stop the shared stack for their own (and restore it).
+    """
+    items.sort(key=lambda item: (item.get_closest_marker("regions") is not None,
+                                 item.get_closest_marker("chaos") is not None))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -32,7 +32,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=_size, default=(640, 360), help="WxH (default 640x360)")
     parser.add_argument("--bitrate", type=_rate, default=500_000, help="e.g. 500k, 2M")
     parser.add_argument("--gop", type=float, default=2.0, help="GOP length in seconds")
-    parser.add_argument("--bridge", default=None, help="bridge URL (default http://bridge_addr)")
+    parser.add_argument("--bridge", default=None,
+                        help="bridge URL, or URL1,URL2,... home region first: the cameras fail "
+                             "over in that order after CAMLOG_FAILOVER_S of failures and return "
+                             "home when it is ready (default http://bridge_addr)")
     parser.add_argument("--stream", default="cam", help="stream id (NAME-1..NAME-N when N > 1)")
     parser.add_argument("--token", help="device token (default: sign one per camera locally)")
     parser.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
@@ -68,7 +71,13 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     loops = await asyncio.gather(*(
         asyncio.to_thread(encode_loop, v, fps=args.fps, width=width, height=height,
                           bitrate=args.bitrate, gop_s=args.gop) for v in range(variants)))
-    bridge = args.bridge or f"http://{settings.bridge_addr}"
+    from pipeline.device.failover import parse_bridges
+
+    try:
+        bridges = parse_bridges(args.bridge or f"http://{settings.bridge_addr}")
+    except ValueError as exc:
+        raise CliError(f"--bridge: {exc}") from None
+    bridge = ",".join(bridges)
     # A chunk per LL-HLS part (not per frame): one request and one event per part target.
     chunk_frames = args.chunk_frames
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
@@ -78,9 +87,9 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         cams = []
         for i, name in enumerate(names):
             token = args.token or issue(settings.keys, None, "device", [name], 86400, time.time())
-            up = ChunkUploader(session, bridge, name, token, chunk_frames=chunk_frames,
+            up = ChunkUploader(session, bridges, name, token, chunk_frames=chunk_frames,
                                part_target_s=settings.part_target_s,
-                               first_seq=seq0)
+                               first_seq=seq0, failover_s=settings.failover_s)
             cams.append(Camera(name, loops[i % variants], up, phase=i // variants))
         print(f"{len(cams)} camera(s) -> {bridge}: {names[0]}{' …' if len(names) > 1 else ''}"
               f" ({f'{chunk_frames} frame(s)' if chunk_frames else f'{settings.part_target_s} s'}"

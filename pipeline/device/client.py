@@ -12,20 +12,26 @@ Policy, in short:
   whole GOP** is dropped (chunks up to the next keyframe chunk), so what remains still starts at a
   keyframe; ``stats.dropped_chunks``/``dropped_frames`` count it and the bridge records the gap;
 * permanent refusals (400/401/403/413/415/422) drop that chunk and count it in ``stats.rejected``;
-  a 409 (seq behind the bridge) means it was already persisted earlier and is dropped too.
+  a 409 (seq behind the bridge) means it was already persisted earlier and is dropped too;
+* with several bridges (home region first) the device moves to the next one when the current
+  one has failed every request for ``failover_s`` and goes back when home is ready again
+  (``pipeline.device.failover``); the chunk keeps its seq across bridges, and every request after
+  the first ack says ``Camlog-Resume: 1`` so another region's bridge takes the stream mid-GOP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.ingest.framing import Chunk, Frame, encode_chunk
+from pipeline.device.failover import BridgeChooser, parse_bridges
+from pipeline.ingest.framing import RESUME_HEADER, Chunk, Frame, encode_chunk
 from pipeline.ingest.grouping import ChunkGrouper, Group
 
 __all__ = ["ChunkUploader", "UploadStats", "packet_frame"]
@@ -60,15 +66,21 @@ def packet_frame(packet: Any, timescale: int = 90000) -> Frame:
 class ChunkUploader:
     """Uploads one stream's chunks through a shared ``aiohttp.ClientSession``."""
 
-    def __init__(self, session: Any, bridge_url: str, stream_id: str,
+    def __init__(self, session: Any, bridge_url: str | Sequence[str], stream_id: str,
                  token: str | Callable[[], str], *,
                  codec: str = "H264", timescale: int = 90000, chunk_frames: int | None = None,
                  part_target_s: float = 0.5,
                  max_buffer_chunks: int = 2000, backoff_s: float = 0.1, backoff_max_s: float = 5.0,
                  on_ack: AckCallback | None = None, first_seq: int = 0,
-                 now: Callable[[], float] = time.time, keep_latencies: bool = False):
+                 now: Callable[[], float] = time.time, keep_latencies: bool = False,
+                 failover_s: float = 2.0, request_timeout_s: float | None = None):
         self.session, self.stream_id, self.token = session, stream_id, token
-        self.url = f"{bridge_url.rstrip('/')}/v1/streams/{stream_id}/chunks"
+        self.bridges = BridgeChooser(parse_bridges(bridge_url), detect_s=failover_s,
+                                     probe_s=failover_s)
+        # A hung bridge (not refusing, not answering) must not hold a failover forever.
+        if request_timeout_s is None and len(self.bridges.urls) > 1:
+            request_timeout_s = 5.0
+        self.request_timeout_s = request_timeout_s
         self.codec, self.timescale, self.chunk_frames = codec, timescale, chunk_frames
         self.part_ticks = int(part_target_s * timescale)
         self._grouper = ChunkGrouper(self.part_ticks, chunk_frames)
@@ -81,6 +93,11 @@ class ChunkUploader:
         self._wake = asyncio.Event()
         self._closing = False
         self._inflight: Chunk | None = None
+
+    @property
+    def url(self) -> str:
+        """The chunk endpoint on the bridge in use now."""
+        return f"{self.bridges.current}/v1/streams/{self.stream_id}/chunks"
 
     def _token(self) -> str:
         """The bearer token; a callable is asked on every request so it can renew before expiry."""
@@ -140,13 +157,25 @@ class ChunkUploader:
         while True:
             if not self._buffer:
                 self._wake.clear()
-                await self._wake.wait()
+                if self.bridges.index == 0:
+                    await self._wake.wait()
+                    continue
+                with contextlib.suppress(TimeoutError):  # away from home: look while idle too
+                    await asyncio.wait_for(self._wake.wait(), self.bridges.probe_s)
+                if self.bridges.probe_due(self.now()):
+                    await self._probe_home()
                 continue
             chunk = self._inflight = self._buffer[0]
             body = encode_chunk(chunk)
             delay = self.backoff_s
             while True:
+                if self.bridges.probe_due(self.now()):
+                    await self._probe_home()
                 outcome, retry_after = await self._post(chunk, body)
+                if outcome == "moved":  # the same chunk goes to the next bridge at once
+                    self.stats.retries += 1
+                    delay = self.backoff_s
+                    continue
                 if outcome != "retry":
                     break
                 self.stats.retries += 1
@@ -157,17 +186,36 @@ class ChunkUploader:
                 self._buffer.popleft()
             self._inflight = None
 
+    async def _probe_home(self) -> None:
+        """Ask the home bridge's ``/readyz``; go back home when it answers ready."""
+        import aiohttp
+
+        try:
+            async with self.session.get(f"{self.bridges.home}/readyz",
+                                        timeout=aiohttp.ClientTimeout(total=1.0)) as resp:
+                ready = resp.status == 200
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            ready = False
+        self.bridges.probed(self.now(), ready)
+
+    def _bridge_failed(self) -> str:
+        """Count a failed request against the bridge in use: "moved" when it was given up on."""
+        return "moved" if self.bridges.failed(self.now()) else "retry"
+
     async def _post(self, chunk: Chunk, body: bytes) -> tuple[str, float | None]:
         import aiohttp
 
         t0 = self.now()
         self.stats.sent += 1
+        headers = {"Authorization": f"Bearer {self._token()}",
+                   "Content-Type": "application/vnd.camlog.chunk.v1"}
+        if self.stats.acked:
+            headers[RESUME_HEADER] = "1"
+        timeout = (aiohttp.ClientTimeout(total=self.request_timeout_s)
+                   if self.request_timeout_s else None)
         try:
-            async with self.session.post(
-                self.url, data=body,
-                headers={"Authorization": f"Bearer {self._token()}",
-                         "Content-Type": "application/vnd.camlog.chunk.v1"},
-            ) as resp:
+            async with self.session.post(self.url, data=body, headers=headers,
+                                         **({"timeout": timeout} if timeout else {})) as resp:
                 status = resp.status
                 try:
                     payload = await resp.json(content_type=None)
@@ -176,7 +224,12 @@ class ChunkUploader:
                 retry_after = resp.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.stats.last_error = type(exc).__name__
-            return "retry", None
+            return self._bridge_failed(), None
+        if status >= 500:  # a bridge whose Kafka is gone answers 503: that region is down too
+            self.stats.last_error = f"{status} {payload.get('problem', '')}"
+            wait = float(retry_after) if retry_after and retry_after.isdigit() else None
+            return self._bridge_failed(), wait
+        self.bridges.succeeded(self.now())
         if status == 200:
             self.stats.acked += 1
             self.stats.acked_frames += len(chunk.frames)

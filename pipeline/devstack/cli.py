@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 
 from pipeline.config import Settings
 from pipeline.errors import CliError
@@ -31,6 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--controller-port", type=int, help="KRaft port of the first node")
     p.add_argument("--cassandra-port", type=int, help="CQL port")
     p.add_argument("--storage-port", type=int, help="Cassandra internode port")
+    p.add_argument("--regions", metavar="DC1,DC2",
+                   help="instead: one Kafka cluster per region, one Cassandra DC per region on "
+                        "127.0.0.N, and MirrorMaker 2 between them (pipeline/devstack/regions.py)")
     p.set_defaults(func=_up)
     p = sub.add_parser("fetch", help="download the Kafka and Cassandra jars into the cache only")
     p.set_defaults(func=_fetch)
@@ -49,6 +53,8 @@ def _port_of(address: str, default: int) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.devstack.stack import CassandraSpec, KafkaSpec, Stack, up
 
+    if args.regions:
+        return _up_regions(args, settings)
     if args.no_kafka and args.no_cassandra:
         raise CliError("nothing to start (--no-kafka and --no-cassandra)")
     kafka = cassandra = None
@@ -66,6 +72,34 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         up(Stack(settings.state_dir), kafka, cassandra, None if args.no_topology else apply)
+    except (RuntimeError, TimeoutError) as exc:
+        raise CliError(f"{exc} (logs under {settings.state_dir / 'dev'})") from None
+    return 0
+
+
+def _up_regions(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.devstack.regions import Region, parse_regions, regions_up
+    from pipeline.devstack.stack import Stack
+
+    names = parse_regions(args.regions)
+    # One replica per DC unless CAMLOG_REPLICATION says otherwise (e.g. dc1:3,dc2:3 in production).
+    replication = (dict(settings.replication) if os.environ.get("CAMLOG_REPLICATION")
+                   else {n: 1 for n in names})
+
+    def apply(region: Region, keyspace: bool) -> None:
+        target = settings.replace(kafka=region.bootstrap, cassandra=(f"{region.host}:9042",),
+                                  region=region.name, replication=replication)
+        from pipeline.topology.apply import apply_all
+
+        try:
+            changes = apply_all(target, kafka=True, cassandra=keyspace)
+        except Exception as exc:  # the services stay up; say what failed and how to retry
+            raise CliError(f"services are up, but applying topology/ in {region.name} failed: "
+                           f"{exc}") from exc
+        print(f"topology applied in {region.name}: {len(changes)} change(s)")
+
+    try:
+        regions_up(Stack(settings.state_dir), names, None if args.no_topology else apply)
     except (RuntimeError, TimeoutError) as exc:
         raise CliError(f"{exc} (logs under {settings.state_dir / 'dev'})") from None
     return 0
@@ -101,28 +135,39 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.devstack.maven import fetch_libs
     from pipeline.devstack.stack import Stack
 
+    from pipeline.devstack.mirror import MIRROR_VERSION
+
     cache = Stack(settings.state_dir).cache
-    for component, version in (("kafka", KAFKA_VERSION), ("cassandra", CASSANDRA_VERSION)):
+    for component, version in (("kafka", KAFKA_VERSION), ("cassandra", CASSANDRA_VERSION),
+                               ("mirror", MIRROR_VERSION)):
         print(f"{component} {version}: {fetch_libs(component, version, cache)}")
     return 0
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.devstack.regions import regions_status
     from pipeline.devstack.stack import Stack, status
 
-    rows = status(Stack(settings.state_dir))
+    stack = Stack(settings.state_dir)
+    rows = status(stack) + regions_status(stack)
     if not rows:
         print(f"camlog dev: nothing set up in {settings.state_dir}")
         return 1
-    print(f"{'process':<12}{'version':<10}{'pid':>8}{'port':>7}  state")
+    print(f"{'process':<16}{'region':<8}{'version':<10}{'pid':>8}{'port':>15}  state")
     for r in rows:
         state = "ready" if r["ready"] else ("starting/unready" if r["running"] else "stopped")
-        print(f"{r['name']:<12}{r['version']:<10}{r['pid'] or '-':>8}{r['port']:>7}  {state}")
+        region = r.get("region", settings.region)
+        print(f"{r['name']:<16}{region:<8}{r['version']:<10}{r['pid'] or '-':>8}"
+              f"{r['port']:>15}  {state}")
     return 0 if all(r["ready"] for r in rows) else 1
 
 
 def _down(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.devstack.regions import regions_down
     from pipeline.devstack.stack import Stack, down
 
-    down(Stack(settings.state_dir), purge=args.purge)
+    stack = Stack(settings.state_dir)
+    stopped = regions_down(stack)
+    if not stopped or not (stack.root / "regions.json").exists() or args.purge:
+        down(stack, purge=args.purge)
     return 0

@@ -184,7 +184,9 @@ def format_storage(libs: Path, nodes: Sequence[KafkaNode], cluster_id: str) -> l
     jvm = ["-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
     runs = [
         (n, subprocess.Popen(
-            _java(libs, n, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            _java(libs, n, "kafka.tools.StorageTool", "format",
+                  # `=`: an id may start with '-' (URL-safe base64), which argparse takes for a flag
+                  f"--cluster-id={cluster_id}",
                   "-c", str(n.home / "server.properties"), jvm=jvm),
             cwd=n.home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         for n in todo

@@ -12,10 +12,10 @@ from pathlib import Path
 from pipeline.devstack import cassandra as cas
 from pipeline.devstack import kafka as kaf
 from pipeline.devstack.maven import fetch_libs
-from pipeline.devstack.procs import port_open, stop, wait_until
+from pipeline.devstack.procs import PidFile, port_open, stop, wait_until
 from pipeline.errors import CliError
 
-__all__ = ["CassandraSpec", "KafkaSpec", "Stack", "down", "status", "up"]
+__all__ = ["CassandraSpec", "KafkaSpec", "Stack", "down", "status", "stop_named", "up"]
 
 Say = Callable[[str], None]
 
@@ -213,14 +213,8 @@ def status(stack: Stack) -> list[dict[str, object]]:
     return rows
 
 
-def down(stack: Stack, purge: bool, say: Say = _say) -> int:
-    """Stop what `up` started (pid files only); with ``purge`` also delete its data."""
-    k, c = stack.load()
-    pidfiles = []
-    if c:
-        pidfiles.append(("cassandra", stack.cassandra_node(c).pidfile))
-    if k:
-        pidfiles += [(f"kafka-{n.node_id}", n.pidfile) for n in stack.kafka_nodes(k)]
+def stop_named(pidfiles: list[tuple[str, PidFile]], say: Say = _say) -> list[int]:
+    """Stop the named processes all at once, saying which; returns the pids stopped."""
     names = {}
     for name, pf in pidfiles:
         proc = pf.process()
@@ -231,6 +225,18 @@ def down(stack: Stack, purge: bool, say: Say = _say) -> int:
     stopped = stop([pf for _, pf in pidfiles], timeout=60)
     for pid in stopped:
         say(f"stopped {names.get(pid, '?')} (pid {pid})")
+    return stopped
+
+
+def down(stack: Stack, purge: bool, say: Say = _say) -> int:
+    """Stop what `up` started (pid files only); with ``purge`` also delete its data."""
+    k, c = stack.load()
+    pidfiles = []
+    if c:
+        pidfiles.append(("cassandra", stack.cassandra_node(c).pidfile))
+    if k:
+        pidfiles += [(f"kafka-{n.node_id}", n.pidfile) for n in stack.kafka_nodes(k)]
+    stopped = stop_named(pidfiles, say)
     if purge and stack.root.exists():
         shutil.rmtree(stack.root)
         say(f"removed {stack.root}")

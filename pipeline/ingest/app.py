@@ -16,7 +16,7 @@ from pipeline.auth.tokens import Claims, TokenError, authenticate, authorize
 from pipeline.config import Settings
 from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.checks import STREAM_ID_RE
-from pipeline.ingest.framing import FramingError, parse_chunk
+from pipeline.ingest.framing import RESUME_HEADER, FramingError, parse_chunk
 from pipeline.ingest.problems import IngestError, problem_body
 from pipeline.ingest.producer import EventProducer
 from pipeline.ingest.ratelimit import RateLimiter
@@ -143,7 +143,9 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
             body = await _read_body(request, settings.chunk_max_bytes)
             chunk = parse_chunk(body, settings.chunk_max_bytes)
             span.set_attribute("camlog.seq", chunk.seq)
-            ack = await bridge.submit(stream_id, chunk, received=t)
+            # Set by the SDK once another bridge (another region) acked this stream.
+            resumed = request.headers.get(RESUME_HEADER) == "1"
+            ack = await bridge.submit(stream_id, chunk, received=t, resumed=resumed)
             return web.json_response(ack)
 
     async def push(request: web.Request) -> web.StreamResponse:

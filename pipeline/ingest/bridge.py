@@ -54,16 +54,17 @@ class Bridge:
                 for r in records]
 
     async def submit(self, stream_id: str, chunk: Chunk, *, received: float,
-                     source: str = "SDK") -> dict[str, Any]:
+                     source: str = "SDK", resumed: bool = False) -> dict[str, Any]:
         """Persist ``chunk`` (or find its earlier ack) and return the ack body."""
-        fut, fresh = self.produce(stream_id, chunk, received=received, source=source)
+        fut, fresh = self.produce(stream_id, chunk, received=received, source=source,
+                                  resumed=resumed)
         ack = await self._await(fut, stream_id, chunk.seq)
         if fresh:
             _ack_ms.record((self.now() - received) * 1000.0)
         return ack
 
     def produce(self, stream_id: str, chunk: Chunk, *, received: float,
-                source: str = "SDK") -> tuple[asyncio.Future, bool]:
+                source: str = "SDK", resumed: bool = False) -> tuple[asyncio.Future, bool]:
         """Admit ``chunk`` and hand it to Kafka now; ``(future of its ack, newly produced)``.
 
         No await in here, so per-stream order on the log is the call order. The future outlives
@@ -75,7 +76,7 @@ class Bridge:
         info = inspect_chunk(chunk)
         adm = self.table.admit(stream_id, chunk.seq, chunk.codec, keyframe_first=info.keyframe_first,
                                config=info.config, width=info.width, height=info.height,
-                               now=received, source=source)
+                               now=received, source=source, resumed=resumed)
         if adm.ack is not None:
             _dups.add(1)
             done = asyncio.get_running_loop().create_future()

@@ -40,6 +40,7 @@ __all__ = [
     "HEADER",
     "MAGIC",
     "MAX_FRAMES",
+    "RESUME_HEADER",
     "VERSION",
     "Chunk",
     "Frame",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 MAGIC = b"CLGC"
+#: Request header ``Camlog-Resume: 1``: the stream was already acked (maybe by another region's
+#: bridge), so a bridge that has not seen it takes it mid-GOP instead of answering 422.
+RESUME_HEADER = "Camlog-Resume"
 VERSION = 1
 CODECS: dict[int, str] = {1: "H264", 2: "H265"}
 _CODEC_IDS = {v: k for k, v in CODECS.items()}

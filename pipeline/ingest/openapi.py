@@ -12,7 +12,7 @@ from aiohttp import web
 
 from pipeline.http.openapi import binary, content, document, header, id_schema, param, ref, response
 from pipeline.ingest.checks import STREAM_ID_RE
-from pipeline.ingest.framing import MAX_FRAMES
+from pipeline.ingest.framing import MAX_FRAMES, RESUME_HEADER
 
 __all__ = ["CHUNK_MEDIA_TYPE", "build_document", "serve"]
 
@@ -43,13 +43,14 @@ def _refusals(*statuses: int) -> dict[str, Any]:
 
 
 def _ingest(op_id: str, summary: str, description: str, media_types: tuple[str, ...],
-            body: str, ok: str, statuses: tuple[int, ...]) -> dict[str, Any]:
+            body: str, ok: str, statuses: tuple[int, ...],
+            extra: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     return {
         "operationId": op_id,
         "summary": summary,
         "description": description,
         "parameters": [param("path", "stream_id", id_schema(STREAM_ID_RE, 64),
-                             "the stream the device token must cover")],
+                             "the stream the device token must cover"), *extra],
         "security": [{"deviceToken": []}],
         "requestBody": {"required": True, "description": body,
                         "content": content(binary(), *media_types)},
@@ -150,7 +151,10 @@ def build_document() -> dict[str, Any]:
             "`CAMLOG_CHUNK_MAX_BYTES`); see README 'Ingest: chunk framing'. The bridge does not "
             "check the Content-Type.",
             (CHUNK_MEDIA_TYPE, "application/octet-stream"), "one binary chunk", "Ack",
-            (400, 401, 403, 404, 409, 413, 415, 422, 429, 503))},
+            (400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+            extra=(param("header", RESUME_HEADER, {"type": "string", "enum": ["1"]},
+                         "the stream was already acked by a bridge (maybe in another region): "
+                         "a bridge that has not seen it accepts it mid-GOP"),))},
         "/v1/streams/{stream_id}/ingest": {"post": _ingest(
             "pushMpegTs", "Push MPEG-TS",
             "A chunked MPEG-TS body demuxed as it arrives; each access unit becomes a one-frame "

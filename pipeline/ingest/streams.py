@@ -85,9 +85,19 @@ class StreamTable:
 
     def admit(self, stream_id: str, seq: int, codec: str, *, keyframe_first: bool,
               config: bytes | None, width: int, height: int, now: float,
-              source: str = "SDK") -> Admission:
-        """Decide what to do with chunk ``seq``; raise ``IngestError`` 409/422 to refuse it."""
-        st = self._streams.get(stream_id) or StreamState(stream_id, source=source)
+              source: str = "SDK", resumed: bool = False) -> Admission:
+        """Decide what to do with chunk ``seq``; raise ``IngestError`` 409/422 to refuse it.
+
+        ``resumed``: the device says the stream already runs (it was acked by another region's
+        bridge before failing over here). An unknown stream is then taken mid-GOP like one
+        recovered from the log after a restart: its parameter sets exist, this bridge has not
+        seen them (the segmenter has, from the mirrored frames, or waits for the next keyframe).
+        """
+        st = self._streams.get(stream_id)
+        if st is None:
+            st = StreamState(stream_id, source=source)
+            if resumed:
+                st.codec, st.config, st.width, st.height = codec, b"", width, height
         if st.last_seq is not None and seq <= st.last_seq:
             if seq in st.acks:
                 return Admission(ack=st.acks[seq])
