@@ -35,7 +35,9 @@ def say(line: str) -> None:
 def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short trials (a smoke run, ~6-10 min)")
-    ap.add_argument("--skip", default="", help="comma list of ingest,segmenter,playback,rtsp,system")
+    ap.add_argument("--skip", default="",
+                    help="comma list of ingest,segmenter,playback,rtsp,system,latency,llhls,"
+                         "capacity")
     ap.add_argument("--sizes", default="640x360,1280x720", help="capacity search sizes")
     ap.add_argument("--bitrates", default="640x360=500k,1280x720=2M",
                     help="camera bitrate per size")
@@ -59,6 +61,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--segmenter-seconds", type=int, help="(20; quick 10)")
     ap.add_argument("--playback-seconds", type=int, help="wrk run length (10; quick 3)")
     ap.add_argument("--playback-repeat", type=int, help="interleaved runs (3; quick 1)")
+    ap.add_argument("--latest", help="name of the result copy (latest.json; partial.json when "
+                    "--skip is given)")
+    ap.add_argument("--ll-cameras", default="8,100", help="part latency runs (camera counts)")
+    ap.add_argument("--ll-seconds", type=float, help="each part latency run (60; quick 20)")
+    ap.add_argument("--player-seconds", type=float, help="hls.js latency run (45; quick 30)")
+    ap.add_argument("--events-seconds", type=float, help="events/camera-second runs (20; quick 10)")
     ap.add_argument("--rtsp-cameras", type=int, help="RTSP pull bench cameras (32; quick 4)")
     ap.add_argument("--rtsp-seconds", type=float, help="(30; quick 5)")
     a = ap.parse_args(argv)
@@ -69,11 +77,14 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                               ("ingest_cameras", 50, 20), ("ingest_seconds", 20.0, 10.0),
                               ("segmenter_cameras", 50, 20), ("segmenter_seconds", 20, 10),
                               ("playback_seconds", 10, 3), ("playback_repeat", 3, 1),
-                              ("rtsp_cameras", 32, 4), ("rtsp_seconds", 30.0, 5.0)):
+                              ("rtsp_cameras", 32, 4), ("rtsp_seconds", 30.0, 5.0),
+                              ("ll_seconds", 60.0, 20.0), ("player_seconds", 45.0, 30.0),
+                              ("events_seconds", 20.0, 10.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if q else full)
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
     a.sizes = [s.strip() for s in a.sizes.split(",") if s.strip()]
+    a.ll_cameras = [int(n) for n in a.ll_cameras.split(",") if n.strip()]
     a.bitrates = dict(kv.split("=") for kv in a.bitrates.split(","))
     a.start = {k: int(v) for k, v in (kv.split("=") for kv in a.start.split(","))}
     return a
@@ -128,7 +139,7 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
 
     out.update(raw_kafka={}, capacity={})
     chunk = 3  # frames per request in capacity trials (what `camlog camera` uses past 20)
-    for size in a.sizes:
+    for size in [] if "capacity" in a.skip else a.sizes:
         w, h = map(int, size.split("x"))
         rate = a.bitrates.get(size, "500k")
         bps = int(float(rate[:-1]) * {"k": 1e3, "M": 1e6}[rate[-1]]) if rate[-1] in "kM" else int(rate)
@@ -144,14 +155,17 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
         f"{system.prefix}) and playback")
     try:
         system.start()
-        say(f"== glass-to-playable: {a.latency_cameras} cameras 640x360")
-        spec = TrialSpec(a.latency_cameras, "640x360", a.latency_seconds, a.fps,
-                         bitrate=a.bitrates.get("640x360", "500k"))
-        out["latency"] = latency_run(system, spec, say)
-        lat = out["latency"]
-        say(f"   p50 {lat['glass_to_playable_p50_s']} s, p99 {lat['glass_to_playable_p99_s']} s "
-            f"over {lat['segments_seen']} segments")
-        for size in a.sizes:
+        rate = a.bitrates.get("640x360", "500k")
+        if "latency" not in a.skip:
+            say(f"== glass-to-playable (whole segments): {a.latency_cameras} cameras 640x360")
+            spec = TrialSpec(a.latency_cameras, "640x360", a.latency_seconds, a.fps, bitrate=rate)
+            out["latency"] = latency_run(system, spec, say)
+            lat = out["latency"]
+            say(f"   p50 {lat['glass_to_playable_p50_s']} s, p99 "
+                f"{lat['glass_to_playable_p99_s']} s over {lat['segments_seen']} segments")
+        if "llhls" not in a.skip:
+            out["llhls"] = _llhls(a, settings, system, rate)
+        for size in [] if "capacity" in a.skip else a.sizes:
             say(f"== capacity search {size}: doubling from {a.start.get(size, 8)} with "
                 f"{a.bracket_seconds:.0f}s trials, then {a.trial_seconds:.0f}s trials")
             trials: list[dict] = []
@@ -172,6 +186,30 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
             say(f"   capacity {size}: {res.capacity} cameras (first failure at {res.upper})")
     finally:
         system.stop()
+
+
+def _llhls(a: argparse.Namespace, settings, system, rate: str) -> dict:
+    """Part latency at each camera count, hls.js latency, events per camera-second."""
+    from ops.bench.llhls import events_per_camera_second, part_latency_run, player_latency_run
+    from ops.bench.system import TrialSpec
+    from pipeline.playback.llhls import LLConfig
+
+    ll = LLConfig.from_settings(settings.part_target_s, settings.segment_max_s)
+    out: dict = {"part_target_s": settings.part_target_s,
+                 "part_hold_back_s": ll.part_hold_back_10us / 100_000}
+    for n in a.ll_cameras:
+        say(f"== LL-HLS part latency: {n} cameras 640x360")
+        spec = TrialSpec(n, "640x360", a.ll_seconds, a.fps, bitrate=rate,
+                         variants=1 if n > 16 else None)
+        out[f"part_latency_{n}"] = part_latency_run(system, spec, say, settings.part_target_s)
+    say("== LL-HLS player latency: hls.js in Chromium, one camera")
+    out["player"] = player_latency_run(system, TrialSpec(1, "640x360", a.player_seconds, a.fps,
+                                                         bitrate=rate), say,
+                                       out["part_hold_back_s"])
+    say("== events per camera-second on camlog.frames: part chunks vs one-frame chunks")
+    out["events"] = events_per_camera_second(
+        system, TrialSpec(8, "640x360", a.events_seconds, a.fps, bitrate=rate), say)
+    return out
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -212,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         res["plots"] = report.plots(res, RESULTS, settings.segment_target_s)
     except Exception as exc:
         res["plots_error"] = f"{type(exc).__name__}: {exc}"
-    path = report.write(res, RESULTS, stamp)
+    # a run that skipped parts keeps the full run's latest.json (capacity planning reads it)
+    path = report.write(res, RESULTS, stamp, a.latest or ("partial.json" if a.skip else
+                                                           "latest.json"))
     print()
     print(report.table(res["figures"]))
     for row in res["figures"]:

@@ -64,6 +64,30 @@ def figures(res: dict, target_s: float) -> list[dict]:
                          None if goal is None else n >= goal,
                          f"15 fps, {c['full_s']:.0f}s trials; first failing count "
                          f"{c.get('upper')}{more}; baseline = cameras raw Kafka could carry"))
+    ll = system.get("llhls", {})
+    for key in sorted((k for k in ll if k.startswith("part_latency_")),
+                      key=lambda k: int(k.rsplit("_", 1)[1])):
+        x = ll[key]
+        r = x.get("part_latency_p99_ratio")
+        rows.append(_row(f"LL part latency p99, {x['cameras']} cameras", x["part_latency_p99_s"],
+                         x["part_target_s"], "s", "<= 1.3", r, None if r is None else r <= 1.3,
+                         f"capture of a part's first frame -> blocking playlist listing it, "
+                         f"÷ PART-TARGET; p50 {_fmt(x['part_latency_p50_s'])} s over "
+                         f"{x['parts_seen']} parts"))
+    if "player" in ll:
+        x = ll["player"]
+        r = x.get("player_latency_ratio")
+        rows.append(_row("LL player latency (hls.js)", x["player_latency_p50_s"],
+                         x["part_hold_back_s"], "s", "<= 1.3", r, None if r is None else r <= 1.3,
+                         f"now - playingDate p50 in Chromium ÷ PART-HOLD-BACK; "
+                         f"{x['blocking_requests']} blocking playlist requests"))
+    if "events" in ll:
+        x = ll["events"]
+        after, before = (x.get("part_chunks", {}).get("per_camera_second"),
+                         x.get("one_frame_chunks", {}).get("per_camera_second"))
+        r = _div(after, before)
+        rows.append(_row("events per camera-second", after, before, "events", "-", r, None,
+                         "camlog.frames events, part-sized chunks ÷ one-frame chunks (15 fps)"))
     pb = res.get("playback", {})
     for kind in ("playlist", "segment"):
         if kind in pb:
@@ -205,11 +229,11 @@ def _save(fig: Any, path: Path) -> str:
     return path.name
 
 
-def write(res: dict, out_dir: Path, stamp: str) -> Path:
-    """``bench-<stamp>.json`` and a copy as ``latest.json``."""
+def write(res: dict, out_dir: Path, stamp: str, latest: str = "latest.json") -> Path:
+    """``bench-<stamp>.json`` and a copy as ``latest`` (a partial run names its own copy)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(res, indent=1, default=str) + "\n"
     path = out_dir / f"bench-{stamp}.json"
     path.write_text(text)
-    (out_dir / "latest.json").write_text(text)
+    (out_dir / latest).write_text(text)
     return path

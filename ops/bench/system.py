@@ -327,3 +327,34 @@ def camera_summary(log: str) -> dict:
 def progress_samples(log: str) -> list[tuple[int, int, int, int]]:
     """(frames/s, acked/s, retries, dropped) from each camera progress line, in order."""
     return [tuple(map(int, m.groups())) for m in _PROGRESS.finditer(log)]
+
+
+def count_chunks(settings: Settings, prefix: str, since_s: float) -> int:
+    """FrameChunk events on camlog.frames keyed under ``prefix`` since ``since_s`` (epoch s)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": settings.kafka, "group.id": "bench-count-unused",
+                  "enable.auto.commit": False})
+    try:
+        parts = c.list_topics("camlog.frames", 10).topics["camlog.frames"].partitions
+        tps = [TopicPartition("camlog.frames", p, int(since_s * 1000)) for p in parts]
+        starts = c.offsets_for_times(tps, 10)
+        todo, n, want = {}, 0, prefix.encode()
+        for tp in starts:
+            hi = c.get_watermark_offsets(TopicPartition("camlog.frames", tp.partition), 10)[1]
+            if 0 <= tp.offset < hi:
+                todo[tp.partition] = hi
+        c.assign([t for t in starts if t.partition in todo])
+        idle = 0
+        while todo and idle < 50:
+            msgs = c.consume(1000, 0.2)
+            idle = 0 if msgs else idle + 1
+            for m in msgs:
+                if m.error():
+                    continue
+                n += (m.key() or b"").startswith(want)
+                if m.offset() + 1 >= todo.get(m.partition(), 0):
+                    todo.pop(m.partition(), None)
+        return n
+    finally:
+        c.close()
