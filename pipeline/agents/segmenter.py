@@ -85,10 +85,15 @@ class Segmenter:
     def __init__(self, settings: Settings, store: SegmentStore, publish: Publish,
                  ack: Callable[[Any], Any], now: Callable[[], float] = time.time,
                  max_inflight: int = 512, evict_after_s: float = 60.0,
-                 stream_prefix: str = "", fatal: Fatal = stop_worker) -> None:
+                 stream_prefix: str = "", fatal: Fatal = stop_worker,
+                 event_time: bool = False) -> None:
         self.settings, self.store, self.publish, self.ack, self.now = (
             settings, store, publish, ack, now)
         self.fatal = fatal
+        # A rebuild feeds each chunk at its own ingest time: its clock is the newest event read
+        # on any partition, which may be ahead of this stream (live feeds at the wall clock, so
+        # a backlog never makes a stream look idle).
+        self.event_time = event_time
         self.failed: BaseException | None = None  # once set, nothing is acked any more
         self.max_inflight, self.evict_after_s = max_inflight, evict_after_s
         self.prefix = stream_prefix.encode()
@@ -198,7 +203,7 @@ class Segmenter:
                     self.key_traces[sid].append((chunk["seq"], extract_context(d.headers)))
                 frames += len(chunk["frames"])
                 cutter = self.cutters.get(sid) or await self._adopt(sid, chunk)  # evicted meanwhile
-                step = cutter.feed(chunk, now)
+                step = cutter.feed(chunk, chunk["ingest_time"] / 1e6 if self.event_time else now)
                 if sid in steps:
                     steps[sid].extend(step)
                 else:

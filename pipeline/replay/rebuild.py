@@ -196,7 +196,7 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
             await vq.put(clock(), "handle_dlq", record)
 
     seg = Segmenter(target, _Pipelined(SegmentStore(target)), publish, ack=lambda e: None,
-                    now=clock)
+                    now=clock, event_time=True)
     side = Selection(("camlog.sessions", "camlog.dlq"), sel.start_us, sel.end_us, sel.streams,
                      slack_us=sel.slack_us)
     others = await asyncio.to_thread(_read_all, settings, side)
