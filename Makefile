@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 CAMLOG := $(VENV)/bin/camlog
 # Debian packages camlog and its tests use, as binary:package. ffmpeg/ffprobe (independent
 # client checks), chromium (headless playback test), nginx + wrk (serving baseline for the
-# benchmarks), Java 17 + Maven (Kafka and Cassandra from Maven Central), npm (hls.js).
-APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm
+# benchmarks; with njs, the edge cache tier), Java 17 + Maven (Kafka and Cassandra from Maven Central), npm (hls.js).
+APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm \
+  /usr/lib/nginx/modules/ngx_http_js_module.so:libnginx-mod-http-js
 HLSJS := pipeline/playback/static/vendor/hls.min.js
 
 .PHONY: install apt python web maven demo test test-fast test-chaos bench soak down clean
@@ -14,7 +15,7 @@ HLSJS := pipeline/playback/static/vendor/hls.min.js
 install: apt python web maven
 
 apt:
-	@pkgs=""; for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || pkgs="$$pkgs $${need#*:}"; done; \
+	@pkgs=""; for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || test -e $${need%%:*} || pkgs="$$pkgs $${need#*:}"; done; \
 	if [ -n "$$pkgs" ]; then \
 	  echo "installing Debian packages:$$pkgs"; \
 	  SUDO=$$( [ $$(id -u) = 0 ] || echo sudo ); \

@@ -93,7 +93,8 @@ def _lock(settings: Settings):
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.auth.tokens import issue
+    from pipeline.auth.keys import viewer_keys
+    from pipeline.auth.viewer import issue
     from pipeline.cli import main as camlog
     from pipeline.runner import METRICS_PORTS, SystemRunner, start_group_at_end
 
@@ -125,7 +126,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                      "--fps", str(args.fps), "--size", args.size,
                      "--bridge", f"http://{settings.bridge_addr}")
         base = f"http://{settings.playback_addr}"
-        token = issue(settings.keys, None, "viewer", [f"{args.stream}*"], 12 * 3600, time.time())
+        token = issue(viewer_keys(settings), [f"{args.stream}*"], 12 * 3600, time.time())
         print(f"\ncamlog is up ({time.monotonic() - t0:.1f}s after Kafka and Cassandra were ready)")
         print(f"  dashboard:  {base}/?token={token}")
         for name in names:

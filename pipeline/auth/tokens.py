@@ -1,13 +1,17 @@
-"""Signed, expiring device and viewer tokens (HMAC-SHA256), checked locally with no auth call.
+"""Signed, expiring device tokens (HMAC-SHA256), checked locally with no auth call.
+
+Viewer tokens are ES256 JWTs (``auth.viewer``): they are verified at the edge and by any CDN or
+gateway with the public JWKS. Device tokens stay HMAC because only the bridge verifies them
+(README, "Tokens"); the scope rules here are shared by both.
 
 Wire format (compact, URL-safe, no padding)::
 
     prefix "." base64url(json claims) "." base64url(HMAC-SHA256(key[kid], prefix "." part2))
 
-where prefix is ``cld1`` for a device token and ``clv1`` for a viewer token (the log redaction in
-``pipeline.telemetry.logs`` recognises both).
+where prefix is ``cld1`` (``clv1`` was the viewer prefix before viewer tokens became JWTs; the
+log redaction in ``pipeline.telemetry.logs`` still recognises both).
 
-Claims: ``{"v":1,"kid":"k1","kind":"device"|"viewer","scp":["cam-1","site-*"],"iat":..,"exp":..}``
+Claims: ``{"v":1,"kid":"k1","kind":"device","scp":["cam-1","site-*"],"iat":..,"exp":..}``
 (times in integer seconds since the epoch). The first key of ``Settings.keys`` signs; every key in
 the ring verifies, so keys rotate by adding a new first key and dropping the old one after the
 longest TTL. A scope is an exact stream id or a prefix ending in ``*``. The module is pure: the
@@ -40,10 +44,10 @@ __all__ = [
     "verify",
 ]
 
-Kind = Literal["device", "viewer"]
-KINDS: tuple[str, ...] = ("device", "viewer")
+Kind = Literal["device"]
+KINDS: tuple[str, ...] = ("device",)
 MAX_TOKEN_LEN = 4096  # longer strings are refused before any decoding work
-_PREFIX = {"device": "cld1", "viewer": "clv1"}
+_PREFIX = {"device": "cld1"}
 _SCOPE_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}\*?|\*)$")
 _TTL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _TTL_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -184,6 +188,8 @@ def authenticate(keys: Mapping[str, bytes], token: str | None) -> Claims:
         raise _refuse("token_invalid", "token is not in camlog's format")
     signed, _, sig = token.rpartition(".")
     prefix, _, payload = signed.partition(".")
+    if prefix.startswith("eyJ"):  # a JWT: a viewer token (auth.viewer) where a device's is needed
+        raise _refuse("token_wrong_kind", "a device token is required, got a viewer JWT")
     if prefix not in _PREFIX.values():
         raise _refuse("token_invalid", "token is not in camlog's format")
     try:

@@ -27,7 +27,8 @@ import uuid
 from fractions import Fraction
 from pathlib import Path
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     sid = f"bench-{uuid.uuid4().hex[:8]}"
     seg_id, init_id, seg_size = asyncio.run(_write_stream(settings, sid))
-    tok = issue(settings.keys, None, "viewer", [sid], 3600, time.time())
+    tok = issue_viewer(viewer_keys(settings), [sid], 3600, time.time())
     work = Path(tempfile.mkdtemp(prefix="camlog-bench-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user and must read www/
     pb_port, ng_port = _free_port(), _free_port()
