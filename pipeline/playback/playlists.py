@@ -26,6 +26,9 @@ from pipeline.views.timeindex import with_gaps
 __all__ = ["LiveView", "add_routes", "load_manifest"]
 
 _MARK = "__CAMLOG_TOKEN__"
+#: Sent by the edge (ops/edge): answer with the placeholder in place of the token, so one cached
+#: playlist serves every viewer; the edge writes each viewer's own token into it.
+TEMPLATE_HEADER = "X-Camlog-Token-Template"
 _M3U8 = "application/vnd.apple.mpegurl"
 
 
@@ -99,8 +102,10 @@ STALE_AFTER_S = 1.0
 
 
 def _respond(request: web.Request, template: str, cache_control: str) -> web.Response:
-    token = request.get(TOKEN, "")
-    body = template.replace(_MARK, quote(token, safe="")).encode()
+    if request.headers.get(TEMPLATE_HEADER) == "1":
+        body = template.encode()
+    else:
+        body = template.replace(_MARK, quote(request.get(TOKEN, ""), safe="")).encode()
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": cache_control}
     inm = request.headers.get("If-None-Match")
