@@ -88,6 +88,10 @@ def prepare(settings: Settings, jwks: dict[str, Any], addr: str | None = None,
     if (owner := _owner()) is not None:
         for path in [cfg.prefix, *cfg.prefix.rglob("*")]:
             os.chown(path, *owner)
+        for parent in [*cfg.prefix.parents, cfg.js_dir, *cfg.js_dir.parents]:
+            if not parent.stat().st_mode & 0o001:
+                raise CliError(f"nginx runs as nobody and cannot enter {parent}: "
+                               "chmod o+x it or choose another --prefix")
     return conf
 
 
