@@ -28,6 +28,7 @@ from pipeline.auth.tokens import issue as issue_device
 from pipeline.auth.viewer import issue
 from tests.edge.origin import LiveFeeds, origin_requests, start_edge, start_origin
 from tests.edge.viewers import uris_of, watch
+from tests.system import FIGURES
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -190,6 +191,13 @@ def test_many_viewers_one_origin_request_per_object(stack):
     before = counts(stack)
     tally = asyncio.run(watch(playlists, VIEWERS, WATCH_S))
     delta = counts(stack) - before
+    FIGURES.append(
+        f"edge many viewers: {VIEWERS} viewers x {STREAMS} streams x {WATCH_S} s: "
+        f"{sum(tally.requests.values())} requests ({dict(tally.requests)}), "
+        f"{len(tally.failures)} failed, X-Cache-Status {dict(tally.cache)}; origins got "
+        f"{delta[(SEGMENTS, '200')]} segment requests for {len(tally.objects['segment'])} "
+        f"segments, {delta[(INITS, '200')]} init, "
+        f"{delta[(LIVE, '200')]}+{delta[(LIVE, '300')]} (200+304) live playlist requests")
     assert tally.failures == [], tally.failures[:20]
     assert tally.requests["segment"] > VIEWERS * WATCH_S // 2  # everyone kept up with the live edge
     new_segments = len(tally.objects["segment"])
