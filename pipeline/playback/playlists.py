@@ -63,6 +63,10 @@ def _size(v: LiveView | None) -> int:
 async def load_manifest(ctx: Context, sid: str) -> LiveView | None:
     """The live view through the cache, kept about half a target duration; while Cassandra is
     unreachable, the last one read (``stale``), if this instance has one."""
+    hit = ctx.cache.cached(("live", sid))
+    if hit is not None:  # the common case: no task, no timer, no closure per request
+        return hit
+
     async def load() -> LiveView | None:
         import json
 
