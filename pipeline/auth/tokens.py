@@ -38,6 +38,7 @@ __all__ = [
     "authenticate",
     "authorize",
     "check_scope_syntax",
+    "checked_grant",
     "issue",
     "parse_ttl",
     "scope_allows",
@@ -109,6 +110,16 @@ def scope_allows(scopes: Iterable[str], stream_id: str) -> bool:
     return False
 
 
+def checked_grant(scopes: Iterable[str], ttl_s: float) -> list[str]:
+    """The scopes of a token about to be issued, checked with its TTL (``ValueError`` if bad)."""
+    scp = [check_scope_syntax(s) for s in scopes]
+    if not scp:
+        raise ValueError("a token needs at least one scope")
+    if ttl_s <= 0:
+        raise ValueError("ttl_s must be positive")
+    return scp
+
+
 def parse_ttl(text: str) -> int:
     """``"30d"``, ``"1h"``, ``"15m"``, ``"90s"`` or plain seconds → seconds (> 0)."""
     m = _TTL_RE.match(text)
@@ -133,11 +144,7 @@ def issue(
     kid = kid if kid is not None else next(iter(keys))
     if kid not in keys:
         raise ValueError(f"unknown key id {kid!r}")
-    scp = [check_scope_syntax(s) for s in scopes]
-    if not scp:
-        raise ValueError("a token needs at least one scope")
-    if ttl_s <= 0:
-        raise ValueError("ttl_s must be positive")
+    scp = checked_grant(scopes, ttl_s)
     iat = int(now)
     claims = {"v": 1, "kid": kid, "kind": kind, "scp": scp, "iat": iat, "exp": iat + int(ttl_s)}
     payload = _b64e(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())

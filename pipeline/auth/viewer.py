@@ -18,7 +18,7 @@ import jwt
 from jwt.utils import base64url_decode
 
 from pipeline.auth.keys import ViewerKeys
-from pipeline.auth.tokens import MAX_TOKEN_LEN, Claims, TokenError, check_scope_syntax, scope_allows
+from pipeline.auth.tokens import MAX_TOKEN_LEN, Claims, TokenError, checked_grant, scope_allows
 
 __all__ = ["ALGORITHM", "authenticate", "authorize", "issue", "verify"]
 
@@ -29,11 +29,7 @@ def issue(keys: ViewerKeys, scopes: Iterable[str], ttl_s: float, now: float) -> 
     """A viewer JWT for ``scopes``, valid from ``now`` for ``ttl_s`` s, signed by the current key."""
     if keys.private is None:
         raise ValueError("this process holds no private viewer key (public keys only)")
-    scp = [check_scope_syntax(s) for s in scopes]
-    if not scp:
-        raise ValueError("a token needs at least one scope")
-    if ttl_s <= 0:
-        raise ValueError("ttl_s must be positive")
+    scp = checked_grant(scopes, ttl_s)
     iat = int(now)
     return jwt.encode({"iat": iat, "exp": iat + int(ttl_s), "scp": scp}, keys.private,
                       algorithm=ALGORITHM, headers={"kid": keys.signing_kid})
