@@ -124,3 +124,20 @@ def test_jwts_never_reach_logs(caplog):
         log.info("url /v1/x?token=%s&a=1", tok)
     text = caplog.text + "".join(r.getMessage() for r in caplog.records)
     assert tok.split(".")[2] not in text and tok.split(".")[1] not in text
+
+
+def test_cli_keygen_viewer_token_and_jwks_verify_with_stock_pyjwt(tmp_path, capsys, monkeypatch):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("CAMLOG_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("CAMLOG_VIEWER_KEYS", raising=False)
+    assert main(["token", "viewer", "--stream", "cam-1"]) == 2  # no key yet: told to make one
+    assert "camlog token keygen" in capsys.readouterr().err
+    assert main(["token", "keygen", "--kid", "v1"]) == 0
+    capsys.readouterr()
+    assert main(["token", "viewer", "--stream", "cam-1", "--stream", "site-*", "--ttl", "5m"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert main(["token", "jwks"]) == 0
+    jwks = jwt.PyJWKSet.from_dict(json.loads(capsys.readouterr().out))
+    claims = jwt.decode(token, jwks[jwt.get_unverified_header(token)["kid"]], algorithms=["ES256"])
+    assert claims["scp"] == ["cam-1", "site-*"] and claims["exp"] - claims["iat"] == 300
