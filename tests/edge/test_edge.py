@@ -164,6 +164,20 @@ def test_cache_miss_hit_for_any_viewer_and_token_per_viewer(stack):
     assert h["X-Cache-Status"] in ("HIT", "MISS", "REVALIDATED", "EXPIRED", "UPDATING")
 
 
+def test_blocking_playlist_key_is_the_delivery_directives_not_the_token(stack):
+    edge, sid, keys = stack["edge"], stack["streams"][3], stack["keys"]
+    alice, bob = issue(keys, [sid], 600, time.time()), issue(keys, [sid], 600, time.time() - 1)
+    live = f"http://{edge.addr}{LIVE.format(stream_id=sid)}"
+    before = counts(stack)
+    statuses = [get(f"{live}?_HLS_msn=7&_HLS_part=1", alice)[1]["X-Cache-Status"],
+                get(f"{live}?_HLS_part=1&_HLS_msn=7&token={bob}")[1]["X-Cache-Status"],
+                get(f"{live}?_HLS_msn=7&_HLS_part=1&other=x", bob)[1]["X-Cache-Status"],
+                get(f"{live}?_HLS_msn=7&_HLS_part=2", alice)[1]["X-Cache-Status"],
+                get(f"{live}?_HLS_msn=7&_HLS_part=2&_HLS_skip=YES", alice)[1]["X-Cache-Status"]]
+    assert statuses == ["MISS", "HIT", "HIT", "MISS", "MISS"]
+    assert counts(stack) - before == Counter({(LIVE, "200"): 3})
+
+
 def test_each_stream_sticks_to_one_origin(stack):
     edge, keys = stack["edge"], stack["keys"]
     token = issue(keys, ["edge-*"], 600, time.time())
