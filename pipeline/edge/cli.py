@@ -9,6 +9,7 @@ re-rendered and nginx reloaded (SIGHUP), which is how key rotation reaches the e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -76,19 +77,21 @@ def prepare(settings: Settings, jwks: dict[str, Any], addr: str | None = None,
         cfg = edge_config(s, jwks, workers)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if prefix is not None:
-        cfg = type(cfg)(**{**cfg.__dict__, "prefix": prefix.resolve()})
+    # The njs script is copied into the prefix: nginx (as nobody) may not reach the checkout.
+    root = prefix.resolve() if prefix is not None else cfg.prefix
+    cfg = dataclasses.replace(cfg, prefix=root, js_dir=root)
     for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "cache"):
         (cfg.prefix / sub).mkdir(parents=True, exist_ok=True)
     # Verdicts were reached with the previous key set: start without them.
     shutil.rmtree(cfg.prefix / "auth-cache", ignore_errors=True)
     (cfg.prefix / "auth.sock").unlink(missing_ok=True)
+    shutil.copyfile(OPS_EDGE / "edge.js", cfg.prefix / "edge.js")
     conf = cfg.prefix / "nginx.conf"
     conf.write_text(render((OPS_EDGE / "nginx.conf.template").read_text(), cfg))
     if (owner := _owner()) is not None:
         for path in [cfg.prefix, *cfg.prefix.rglob("*")]:
             os.chown(path, *owner)
-        for parent in [*cfg.prefix.parents, cfg.js_dir, *cfg.js_dir.parents]:
+        for parent in cfg.prefix.parents:
             if not parent.stat().st_mode & 0o001:
                 raise CliError(f"nginx runs as nobody and cannot enter {parent}: "
                                "chmod o+x it or choose another --prefix")
