@@ -85,6 +85,13 @@ class Settings:
     # timeouts (~12 s) twice over; 32 MiB is 30 s of an 8 Mbit/s 1080p encoder.
     push_buffer_bytes: int = 32 << 20
     push_buffer_s: float = 30.0
+    # RTSP pull (README, "Pulling RTSP cameras"): no frame for this long ends a connection;
+    # reconnects back off exponentially with jitter from the base up to the cap, forever.
+    pull_read_timeout_s: float = 5.0
+    pull_backoff_base_s: float = 0.5
+    pull_backoff_cap_s: float = 30.0
+    # A puller that stops heart-beating loses its cameras to the others after this long.
+    puller_session_timeout_s: float = 10.0
     telemetry: str = "none"  # none | console | otlp | prometheus (comma separated)
     otlp_endpoint: str = "http://127.0.0.1:4318"
     metrics_port: int = 0  # Prometheus scrape port; 0 = none
@@ -175,6 +182,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("CAMLOG_PUSH_BUFFER_BYTES must be >= CAMLOG_CHUNK_MAX_BYTES")
     if not 1.0 <= s.push_buffer_s <= 300.0:
         raise ConfigError("CAMLOG_PUSH_BUFFER_S must be within 1..300")
+    if not 0.5 <= s.pull_read_timeout_s <= 120:
+        raise ConfigError("CAMLOG_PULL_READ_TIMEOUT_S must be within 0.5..120")
+    if not 0.01 <= s.pull_backoff_base_s <= s.pull_backoff_cap_s <= 300:
+        raise ConfigError("need 0.01 <= CAMLOG_PULL_BACKOFF_BASE_S <= CAMLOG_PULL_BACKOFF_CAP_S <= 300")
+    if not 6.0 <= s.puller_session_timeout_s <= 300:
+        raise ConfigError("CAMLOG_PULLER_SESSION_TIMEOUT_S must be within 6..300 (Kafka's bounds)")
     if s.retention_days < 1:
         raise ConfigError("CAMLOG_RETENTION_DAYS must be >= 1")
     for part in s.telemetry.split(","):

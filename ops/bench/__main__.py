@@ -35,7 +35,7 @@ def say(line: str) -> None:
 def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short trials (a smoke run, ~6-10 min)")
-    ap.add_argument("--skip", default="", help="comma list of ingest,segmenter,playback,system")
+    ap.add_argument("--skip", default="", help="comma list of ingest,segmenter,playback,rtsp,system")
     ap.add_argument("--sizes", default="640x360,1280x720", help="capacity search sizes")
     ap.add_argument("--bitrates", default="640x360=500k,1280x720=2M",
                     help="camera bitrate per size")
@@ -59,6 +59,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--segmenter-seconds", type=int, help="(20; quick 10)")
     ap.add_argument("--playback-seconds", type=int, help="wrk run length (10; quick 3)")
     ap.add_argument("--playback-repeat", type=int, help="interleaved runs (3; quick 1)")
+    ap.add_argument("--rtsp-cameras", type=int, help="RTSP pull bench cameras (32; quick 4)")
+    ap.add_argument("--rtsp-seconds", type=float, help="(30; quick 5)")
     a = ap.parse_args(argv)
     q = a.quick
     for name, full, quick in (("trial_seconds", 120.0, 20.0), ("bracket_seconds", 20.0, 10.0),
@@ -66,7 +68,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                               ("latency_seconds", 90.0, 30.0), ("baseline_seconds", 10.0, 5.0),
                               ("ingest_cameras", 50, 20), ("ingest_seconds", 20.0, 10.0),
                               ("segmenter_cameras", 50, 20), ("segmenter_seconds", 20, 10),
-                              ("playback_seconds", 10, 3), ("playback_repeat", 3, 1)):
+                              ("playback_seconds", 10, 3), ("playback_repeat", 3, 1),
+                              ("rtsp_cameras", 32, 4), ("rtsp_seconds", 30.0, 5.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if q else full)
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
@@ -108,6 +111,9 @@ def _sub_benches(a: argparse.Namespace, tmp: Path) -> dict:
                                             str(a.playback_seconds), "--repeat",
                                             str(a.playback_repeat)],
                                900, RESULTS / "playback.json")
+    if "rtsp" not in a.skip:
+        out["rtsp"] = _sub("rtsp", ["ops.bench.rtsp.run", "--cameras", str(a.rtsp_cameras),
+                                    "--seconds", str(a.rtsp_seconds)], 600, RESULTS / "rtsp.json")
     return out
 
 

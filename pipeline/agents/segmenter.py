@@ -1,4 +1,4 @@
-"""Faust wiring of the segmenter: frames → cutter → fMP4 → Cassandra → camlog.segments.
+"""Faust wiring of the segmenter: frames → cutter → CMAF parts → Cassandra → camlog.segments.
 
 Events come in batches (one span, one metrics update, one seal task per stream and batch). Per
 stream, work runs as a chain of tasks (store segment N, publish it, then N+1), so streams
@@ -26,11 +26,11 @@ from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
 from pipeline.media.cutter import Cutter
-from pipeline.media.fmp4 import InitSegment, build_init, render_cut
-from pipeline.media.segment import Cut, Step
+from pipeline.media.fmp4 import InitSegment, build_init, render_part
+from pipeline.media.segment import Cut, PartCut, Step, StreamConfig
 from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
-from pipeline.store.segments import PART_BYTES, InitRow, SegmentRow, SegmentStore
+from pipeline.store.segments import InitRow, SegmentRow, SegmentStore
 from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer, inject_headers
 from pipeline.views.timeindex import day_of
 
@@ -46,10 +46,13 @@ _tracer = get_tracer("camlog.segmenter")
 _meter = get_meter("camlog.segmenter")
 _FRAMES = _meter.create_counter("camlog_segmenter_frames", description="frames received")
 _SEGMENTS = _meter.create_counter("camlog_segmenter_segments", description="segments sealed")
+_PARTS = _meter.create_counter("camlog_segmenter_parts", description="CMAF parts stored")
 _BYTES = _meter.create_counter("camlog_segmenter_bytes", unit="By", description="bytes stored")
 _DLQ = _meter.create_counter("camlog_segmenter_dlq", description="events dead-lettered")
 _LATENCY = _meter.create_histogram("camlog_segmenter_seal_latency_ms", unit="ms",
                                    description="last frame ingest -> segment sealed")
+_PART_LATENCY = _meter.create_histogram("camlog_segmenter_part_latency_ms", unit="ms",
+                                        description="part's last frame ingest -> part stored")
 
 
 class Delivery(NamedTuple):
@@ -100,6 +103,7 @@ class Segmenter:
         self.acks = AckBook()
         self.lag: dict[Hashable, int] = {}
         self._inits: dict[str, InitSegment] = {}
+        self._part_sizes: dict[str, dict[str, int]] = defaultdict(dict)  # stream -> part id
         self._written_inits: set[tuple[str, str]] = set()
         self._started = False
         _meter.create_observable_gauge(
@@ -131,7 +135,8 @@ class Segmenter:
     def _cutter(self, sid: str, snapshot: dict | None) -> Cutter:
         s = self.settings
         return Cutter(sid, target_s=s.segment_target_s, max_s=s.segment_max_s,
-                      idle_s=s.idle_timeout_s, now=self.now, snapshot=snapshot)
+                      part_target_s=s.part_target_s, idle_s=s.idle_timeout_s, now=self.now,
+                      snapshot=snapshot)
 
     # -- events ----------------------------------------------------------------------------
     async def handle(self, tp: Hashable, offset: int, key: bytes | None, value: bytes | None,
@@ -240,11 +245,12 @@ class Segmenter:
         self.waiting.pop(sid, None)
         self.tails.pop(sid, None)
         self.deferred.pop(sid, None)
+        self._part_sizes.pop(sid, None)
 
     # -- sealing ---------------------------------------------------------------------------
     async def _schedule(self, sid: str, step: Step, key: bytes | None) -> None:
         prev = self.tails.get(sid)
-        if not step.segments and not step.rejected:
+        if not step.segments and not step.parts and not step.rejected:
             if prev is None or _succeeded(prev):
                 self._settle(sid, step.settled_through)  # nothing to wait for
             elif step.settled_through is not None:
@@ -280,6 +286,8 @@ class Segmenter:
                 entry = next((w for w in self.waiting.get(sid, ()) if w[0] == seq), None)
                 tp, off, original = (entry[1], entry[2], entry[3]) if entry else (None, -1, b"")
                 await self._dead(tp, off, key, original or b"", reason, sid)
+            for part in step.parts:
+                await self._store_part(part)
             for cut in step.segments:
                 await self._seal(cut)
         except asyncio.CancelledError:
@@ -307,8 +315,7 @@ class Segmenter:
         for e in events:
             self.ack(e)
 
-    async def _init(self, cut: Cut) -> InitSegment:
-        cfg = cut.config
+    async def _init(self, sid: str, cfg: StreamConfig, created: int) -> InitSegment:
         init = self._inits.get(cfg.init_id)
         if init is None:
             init = await asyncio.to_thread(build_init, cfg.codec, cfg.config, cfg.width,
@@ -316,14 +323,46 @@ class Segmenter:
             if len(self._inits) > 4096:
                 self._inits.clear()
             self._inits[cfg.init_id] = init
-        if (cut.stream_id, cfg.init_id) not in self._written_inits:
+        if (sid, cfg.init_id) not in self._written_inits:
             await _stored(lambda: self.store.put_init(InitRow(
-                cut.stream_id, cfg.init_id, cfg.codec_string, cfg.width, cfg.height, cfg.config,
-                init.data, cut.ingest_start)), "put_init")
+                sid, cfg.init_id, cfg.codec_string, cfg.width, cfg.height, cfg.config,
+                init.data, created)), "put_init")
             if len(self._written_inits) > 65536:
                 self._written_inits.clear()
-            self._written_inits.add((cut.stream_id, cfg.init_id))
+            self._written_inits.add((sid, cfg.init_id))
         return init
+
+    async def _store_part(self, part: PartCut) -> None:
+        """Store one CMAF part (LOCAL_QUORUM) and announce it: LL-HLS can list it from now on."""
+        first, last = part.frames[0], part.frames[-1]
+        init = await self._init(part.stream_id, part.config, first.ingest_us)
+        # struct packing of one fragment, ~0.1 ms: cheaper inline than a thread hand-over
+        data = render_part(part, init)
+        await _stored(lambda: self.store.put_part(part.stream_id, part.segment_id, part.index,
+                                                  data, last.ingest_us), "put_part")
+        self._part_sizes[part.stream_id][part.id] = len(data)
+        sealed = int(self.now() * 1e6)
+        event = {"stream_id": part.stream_id, "segment_id": part.segment_id,
+                 "sequence": part.sequence, "part": part.index, "start_time": part.start_time,
+                 "duration_us": part.end_time - part.start_time,
+                 "independent": part.independent, "discontinuity": part.discontinuity,
+                 "discontinuity_sequence": part.discontinuity_count,
+                 "init_id": part.config.init_id, "frame_count": len(part.frames),
+                 "byte_size": len(data), "producer_start": first.producer_us,
+                 "ingest_end": last.ingest_us, "sealed_time": sealed}
+        value = encode("SealedPart", event)
+        await patiently(lambda: self.publish("camlog.segments", part.stream_id.encode(), value,
+                                             inject_headers([])), "publish", KAFKA_TRANSIENT)
+        _PARTS.add(1)
+        _BYTES.add(len(data))
+        _PART_LATENCY.record(max(0, sealed - last.ingest_us) / 1000)
+
+    async def _part_size(self, part: PartCut) -> int:
+        size = self._part_sizes[part.stream_id].pop(part.id, None)
+        if size is None:  # stored by a task of this stream that is gone (never expected)
+            init = await self._init(part.stream_id, part.config, part.frames[0].ingest_us)
+            size = len(render_part(part, init))
+        return size
 
     async def _seal(self, cut: Cut) -> None:
         # Continue the trace of the chunk that opened the segment (bridge → Kafka → seal → view).
@@ -331,9 +370,10 @@ class Segmenter:
                        if seq == cut.first_chunk_seq), None)
         with _tracer.start_as_current_span("segmenter.seal", context=opened) as span:
             span.set_attribute("camlog.segment_id", cut.segment_id)
-            init = await self._init(cut)
-            # struct packing of one fragment, ~0.1 ms: cheaper inline than a thread hand-over
-            data = render_cut(cut, init)
+            init = await self._init(cut.stream_id, cut.config, cut.ingest_start)
+            sizes = [await self._part_size(p) for p in cut.parts]
+            parts = [[p.end_time - p.start_time, int(p.independent), n]
+                     for p, n in zip(cut.parts, sizes)]
             scale = init.timescale
             src = cut.config.timescale
             row = SegmentRow(
@@ -341,18 +381,19 @@ class Segmenter:
                 segment_id=cut.segment_id, sequence=cut.sequence, end_time=cut.end_time,
                 producer_start=cut.producer_start, producer_end=cut.producer_end,
                 ingest_start=cut.ingest_start, ingest_end=cut.ingest_end,
-                duration_us=cut.duration_us, frame_count=len(cut.frames), byte_size=len(data),
+                duration_us=cut.duration_us, frame_count=len(cut.frames), byte_size=sum(sizes),
                 independent=cut.independent, init_id=cut.config.init_id,
                 discontinuity=cut.discontinuity, codec=cut.config.codec_string,
                 width=cut.config.width, height=cut.config.height,
                 first_chunk_seq=cut.first_chunk_seq, last_chunk_seq=cut.last_chunk_seq,
                 decode_time=cut.decode_time * scale // src, timescale=scale,
-                parts=max(1, -(-len(data) // PART_BYTES)), sealed_time=int(self.now() * 1e6),
-                resume=json.dumps(cut.resume, separators=(",", ":")))
-            await _stored(lambda: self.store.put_segment(row, data), "put_segment")
+                parts=len(cut.parts), sealed_time=int(self.now() * 1e6),
+                resume=json.dumps(cut.resume, separators=(",", ":")),
+                part_list=json.dumps(parts, separators=(",", ":")),
+                discontinuity_sequence=cut.discontinuity_count)
+            await _stored(lambda: self.store.seal_segment(row), "seal_segment")
             await self._announce(row)
             _SEGMENTS.add(1)
-            _BYTES.add(len(data))
             _LATENCY.record(max(0, row.sealed_time - cut.ingest_end) / 1000)
 
     async def _announce(self, row: SegmentRow) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.ingest.framing import Chunk, Frame, encode_chunk
+from pipeline.ingest.grouping import ChunkGrouper, Group
 
 __all__ = ["ChunkUploader", "UploadStats", "packet_frame"]
 
@@ -70,15 +71,12 @@ class ChunkUploader:
         self.url = f"{bridge_url.rstrip('/')}/v1/streams/{stream_id}/chunks"
         self.codec, self.timescale, self.chunk_frames = codec, timescale, chunk_frames
         self.part_ticks = int(part_target_s * timescale)
-        self._last_dts: int | None = None
-        self._step = 0
+        self._grouper = ChunkGrouper(self.part_ticks, chunk_frames)
         self.max_buffer_chunks = max_buffer_chunks
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.on_ack, self.now, self.keep_latencies = on_ack, now, keep_latencies
         self.stats = UploadStats()
         self._seq = first_seq
-        self._open: list[Frame] = []
-        self._open_time = 0
         self._buffer: deque[Chunk] = deque()
         self._wake = asyncio.Event()
         self._closing = False
@@ -90,37 +88,18 @@ class ChunkUploader:
 
     # -- producer side -------------------------------------------------------------------------
     def add_frame(self, frame: Frame, producer_time_us: int | None = None) -> None:
-        """Queue one access unit; a keyframe always starts a new chunk."""
-        if self._last_dts is not None and frame.dts > self._last_dts:
-            self._step = frame.dts - self._last_dts  # the frame interval, for the part rule
-        self._last_dts = frame.dts
-        if self._open and (frame.keyframe or (
-                self.chunk_frames is None
-                and frame.dts + self._step - self._open[0].dts > self.part_ticks)):
-            self._flush()  # a keyframe starts a chunk; so does a frame that would not fit
-        if not self._open:
-            self._open_time = producer_time_us if producer_time_us is not None else int(
-                self.now() * 1_000_000)
-        self._open.append(frame)
-        if self._full():
-            self._flush()
-
-    def _full(self) -> bool:
-        """By count, or: one more frame (at the last frame interval) would pass the part target."""
-        if self.chunk_frames is not None:
-            return len(self._open) >= self.chunk_frames
-        if not self._step:
-            return False
-        return self._open[-1].dts + 2 * self._step - self._open[0].dts > self.part_ticks
+        """Queue one access unit; a keyframe always starts a new chunk (``ChunkGrouper``)."""
+        t = producer_time_us if producer_time_us is not None else int(self.now() * 1_000_000)
+        for group in self._grouper.add(frame, t):
+            self._flush(group)
 
     def add_packet(self, packet: Any) -> None:
         """Queue a PyAV packet."""
         self.add_frame(packet_frame(packet, self.timescale))
 
-    def _flush(self) -> None:
-        chunk = Chunk(self._seq, self.codec, self.timescale, self._open_time, tuple(self._open))
+    def _flush(self, group: Group) -> None:
+        chunk = Chunk(self._seq, self.codec, self.timescale, group.time_us, group.frames)
         self._seq += 1
-        self._open = []
         self._buffer.append(chunk)
         if len(self._buffer) > self.max_buffer_chunks:
             self._drop_oldest_gop()
@@ -147,8 +126,8 @@ class ChunkUploader:
 
     async def close(self, timeout: float | None = None) -> None:
         """Flush the open chunk and wait (up to ``timeout``) until everything is acknowledged."""
-        if self._open:
-            self._flush()
+        for group in self._grouper.flush():
+            self._flush(group)
         self._closing = True
         self._wake.set()
         deadline = None if timeout is None else self.now() + timeout

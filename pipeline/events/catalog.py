@@ -13,7 +13,8 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from pipeline import ROOT
 
-__all__ = ["BY_FINGERPRINT", "EVENTS", "SCHEMA_DIR", "TOPICS", "EventType", "WriterSchema", "load_schema"]
+__all__ = ["BY_FINGERPRINT", "EVENTS", "SCHEMA_DIR", "TOPICS", "TOPIC_EVENTS", "EventType",
+           "WriterSchema", "load_schema"]
 
 SCHEMA_DIR = ROOT / "schemas"
 
@@ -52,12 +53,14 @@ class EventType:
         return to_parsing_canonical_form(self.parsed)
 
 
-_TOPIC_OF = {
+_TOPIC_OF = {  # the first event named for a topic is its primary one (``TOPICS``)
     "FrameChunk": "camlog.frames",
     "SealedSegment": "camlog.segments",
+    "SealedPart": "camlog.segments",
     "SessionChange": "camlog.sessions",
     "PlaybackEvent": "camlog.playback",
     "DeadLetter": "camlog.dlq",
+    "CameraConfig": "camlog.cameras",
 }
 
 
@@ -86,7 +89,12 @@ class WriterSchema:
 
 
 EVENTS: dict[str, EventType] = {e.name: e for e in map(_load, sorted(SCHEMA_DIR.glob("*.avsc")))}
-TOPICS: dict[str, EventType] = {e.topic: e for e in EVENTS.values() if e.topic}
+#: Topic → its primary event type; ``TOPIC_EVENTS`` has every type a topic carries.
+TOPICS: dict[str, EventType] = {}
+TOPIC_EVENTS: dict[str, frozenset[str]] = {}
+for _name, _topic in _TOPIC_OF.items():
+    TOPICS.setdefault(_topic, EVENTS[_name])
+    TOPIC_EVENTS[_topic] = TOPIC_EVENTS.get(_topic, frozenset()) | {_name}
 
 
 def _writers() -> dict[bytes, WriterSchema]:

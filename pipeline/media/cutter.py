@@ -9,8 +9,11 @@ Rules, in order of precedence:
 * a *break* (session, codec or parameter-set change, missing chunks, a time jump or a backwards
   decode time) seals what is pending, marks the next segment ``discontinuity`` and waits for a
   keyframe; frames before it cannot be decoded and are rejected;
-* a segment is cut before the first keyframe at or after ``target_s``, or forcibly before the
-  frame that would reach ``max_s`` (then the next one is ``independent=False``);
+* where parts and segments end is the ``parts.PartPlanner``'s decision (one per run): parts of
+  at most ``part_target_s`` are handed out (``Step.parts``) as soon as they close, so they can be
+  stored and served before their segment; a segment starts at the first keyframe at or after
+  ``target_s`` (or is forced so it never passes ``max_s``, then ``independent=False``) and is
+  exactly its parts, in order;
 * ``tick`` seals a stream that has been quiet for ``idle_s`` (the last frame gets the previous
   frame's duration).
 
@@ -22,11 +25,11 @@ follow the bridge clock at every discontinuity and the media clock in between.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from itertools import pairwise
 from typing import Any
 
 from pipeline.media.annexb import MediaError, parameter_sets, to_length_prefixed
-from pipeline.media.segment import Cut, Frame, Step, StreamConfig, segment_id
+from pipeline.media.parts import PartPlanner, Plan, PlannedPart
+from pipeline.media.segment import Cut, Frame, PartCut, Step, StreamConfig
 
 __all__ = ["Cutter"]
 
@@ -38,11 +41,16 @@ class Cutter:
     """Cuts one stream's frame chunks into segments; no I/O, clock injected."""
 
     def __init__(self, stream_id: str, *, target_s: float = 2.0, max_s: float = 6.0,
-                 gap_s: float = 2.0, idle_s: float = 10.0, reorder_window: int = 8,
+                 part_target_s: float = 0.5, gap_s: float = 2.0, idle_s: float = 10.0, reorder_window: int = 8,
                  reorder_wait_s: float = 2.0, now: Callable[[], float] | None = None,
                  snapshot: Mapping[str, Any] | None = None):
         self.stream_id = stream_id
         self.target_s, self.max_s, self.gap_s, self.idle_s = target_s, max_s, gap_s, idle_s
+        self.part_target_s = part_target_s
+        self.planner: PartPlanner | None = None  # of the current run (one timescale)
+        self.parts: list[PartCut] = []  # parts of the open segment, handed out already
+        self.discontinuities = 0  # in the stream so far (EXT-X-DISCONTINUITY-SEQUENCE source)
+        self._resume_planner: dict[str, Any] | None = None  # the planner's state at the last seal
         self.reorder_window, self.reorder_wait_s = reorder_window, reorder_wait_s
         self._now = now
         self.sequence = 0  # next segment's sequence number
@@ -92,15 +100,14 @@ class Cutter:
         if self.held and now - min(t for _, t in self.held.values()) >= self.reorder_wait_s:
             self._release(step, now, force=True)
         if self.pending and now - self.last_feed >= self.idle_s:
-            self._seal(step, None)
+            self._flush_run(step)
         return self._settle(step)
 
     def flush(self) -> Step:
         """Seal everything now (stream disconnected, or shutting down cleanly)."""
         step = Step()
         self._release(step, 0.0, force=True, drain=True)
-        if self.pending:
-            self._seal(step, None)
+        self._flush_run(step)
         return self._settle(step)
 
     @property
@@ -118,6 +125,7 @@ class Cutter:
             "last_dts": self.last_dts, "last_delta": self.last_delta, "session": self.session,
             "config": self.config.to_json() if self.config else None,
             "discontinuity": self.discontinuity, "need_key": self.need_key,
+            "planner": self._resume_planner, "discontinuities": self.discontinuities,
         }
 
     # -- internals -------------------------------------------------------------------------
@@ -139,6 +147,8 @@ class Cutter:
         self.last_dts, self.last_delta, self.session = s["last_dts"], s["last_delta"], s["session"]
         self.config = StreamConfig.from_json(s["config"]) if s["config"] else None
         self.discontinuity, self.need_key = s["discontinuity"], s["need_key"]
+        self._resume_planner = s.get("planner")
+        self.discontinuities = s.get("discontinuities", 0)
 
     def _settle(self, step: Step) -> Step:
         if self.pending:
@@ -217,6 +227,8 @@ class Cutter:
                           chunk["producer_time"] + (f["pts"] - frames[0]["pts"]) * _US // ts,
                           chunk["ingest_time"])
             self._add(frame, step)
+        if self.planner is not None:
+            self._apply(self.planner.end_chunk(), step)
         if dropped:
             step.rejected.append((seq, (f"{dropped} frame(s) before the first keyframe after a "
                                         "start or discontinuity cannot be decoded; dropped")))
@@ -226,50 +238,90 @@ class Cutter:
             self.done, self._done_complete = (seq, n - 1), True
 
     def _break(self, step: Step) -> None:
-        if self.pending:
-            self._seal(step, None)
+        self._flush_run(step)
+        self.planner = None
         self.discontinuity, self.need_key = True, True
         self.dts_offset, self.last_dts = None, None
 
+    def _flush_run(self, step: Step) -> None:
+        if self.planner is not None and self.pending:
+            self._apply(self.planner.flush(), step, run_ended=True)
+
     def _add(self, f: Frame, step: Step) -> None:
-        ts = self.config.timescale  # type: ignore[union-attr]
-        if self.pending:
-            span = f.dts - self.pending[0].dts
-            if (f.keyframe and span >= round(self.target_s * ts)) or span >= round(self.max_s * ts):
-                self._seal(step, f.dts - self.pending[-1].dts)
+        cfg = self.config
+        assert cfg is not None
+        if self.planner is None:
+            self.planner = PartPlanner(
+                timescale=cfg.timescale, part_target_s=self.part_target_s,
+                target_s=self.target_s, max_s=self.max_s, idle_s=self.idle_s,
+                snapshot=self._resume_planner if self.dts_offset is not None else None)
         if self.last_dts is not None:
             self.last_delta = f.dts - self.last_dts
         self.last_dts = f.dts
         self.need_key = False
         self.pending.append(f)
+        self._apply(self.planner.feed(f), step)
 
-    def _seal(self, step: Step, last_duration: int | None) -> None:
-        frames, self.pending = tuple(self.pending), []
+    def _apply(self, plan: Plan, step: Step, run_ended: bool = False) -> None:
+        for event in plan.events:
+            if isinstance(event, PlannedPart):
+                self._part(event, step)
+            else:
+                self._seal(step, run_ended)
+
+    def _wall(self, tfdt: int) -> int:
+        ts = self.config.timescale  # type: ignore[union-attr]
+        return self.anchor_us + (tfdt - self.anchor_tfdt) * _US // ts
+
+    def _part(self, p: PlannedPart, step: Step) -> None:
+        cfg = self.config
+        assert cfg is not None
+        first = p.frames[0]
+        if self.parts:
+            prev = self.parts[-1]
+            tfdt = prev.decode_time + prev.ticks
+        else:
+            if self.dts_offset is None:  # a new run: anchor the wall clock on the bridge clock
+                self.anchor_tfdt = self.decode_end
+                self.anchor_us = max(first.wall_us, self.last_end_us)
+            # Decode times never have holes; a drift (e.g. after an idle seal guessed the last
+            # frame's duration) moves the offset instead of the timeline.
+            self.dts_offset = first.dts - self.decode_end
+            tfdt = self.decode_end
+        # what the planner would resume from, were the segment to end with this part
+        self._last_plan = {**p.resume, "segment": None, "independent": True, "part": 0,
+                           "seg_ticks": 0}
+        part = PartCut(self.stream_id, p.segment_id, self.sequence, p.index, cfg, p.frames,
+                       p.durations, tfdt, self._wall(tfdt), self._wall(tfdt + p.ticks),
+                       p.independent, self.discontinuity and not self.parts,
+                       self.discontinuities + self.discontinuity)
+        self.parts.append(part)
+        step.parts.append(part)
+
+    def _seal(self, step: Step, run_ended: bool) -> None:
+        parts, self.parts = tuple(self.parts), []
+        frames = tuple(f for p in parts for f in p.frames)
+        assert tuple(f.id for f in self.pending[:len(frames)]) == tuple(f.id for f in frames)
+        self.pending = self.pending[len(frames):]
         cfg = self.config
         assert cfg is not None
         ts = cfg.timescale
-        if last_duration is None:
-            last_duration = self.last_delta or max(1, ts // 30)
-        durations = tuple(b.dts - a.dts for a, b in pairwise(frames)) + (last_duration,)
-        first = frames[0]
-        if self.dts_offset is None:  # a new run: anchor the wall clock on the bridge clock
-            self.anchor_tfdt = self.decode_end
-            self.anchor_us = max(first.wall_us, self.last_end_us)
-        # Decode times never have holes; a drift (e.g. after an idle seal guessed the last
-        # frame's duration) moves the offset instead of the timeline.
-        self.dts_offset = first.dts - self.decode_end
-        tfdt = self.decode_end
-        ticks = sum(durations)
-        start = self.anchor_us + (tfdt - self.anchor_tfdt) * _US // ts
-        end = self.anchor_us + (tfdt + ticks - self.anchor_tfdt) * _US // ts
-        last = frames[-1]
+        durations = tuple(d for p in parts for d in p.durations)
+        first, last = frames[0], frames[-1]
+        tfdt, ticks = parts[0].decode_time, sum(durations)
+        start, end = self._wall(tfdt), self._wall(tfdt + ticks)
         self.decode_end = tfdt + ticks
         self.last_end_us = end
         self.done, self._done_complete = last.id, last.last_in_chunk
+        self._resume_planner = None if run_ended else self._last_plan
         seq_no, disc = self.sequence, self.discontinuity
+        self.discontinuities += disc
         self.sequence += 1
         self.discontinuity = False
+        resume = self.snapshot()
+        resume["last_dts"] = last.dts  # frames after it may be fed already; they come again
         step.segments.append(Cut(
-            self.stream_id, segment_id(*first.id), seq_no, cfg, frames, durations, tfdt,
-            start, end, first.producer_us, last.producer_us + last_duration * _US // ts,
-            first.ingest_us, last.ingest_us, first.keyframe, disc, self.snapshot()))
+            self.stream_id, parts[0].segment_id, seq_no, cfg, frames, durations, tfdt,
+            start, end, first.producer_us, last.producer_us + durations[-1] * _US // ts,
+            first.ingest_us, last.ingest_us, first.keyframe, disc, resume, parts,
+            self.discontinuities))

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from pipeline.media.annexb import MediaError
-from pipeline.media.segment import Cut
+from pipeline.media.segment import Cut, PartCut
 
-__all__ = ["InitSegment", "Sample", "build_init", "build_media_segment", "iter_boxes", "render_cut"]
+__all__ = ["InitSegment", "Sample", "build_init", "build_media_segment", "iter_boxes",
+           "render_cut", "render_part"]
 
 _DEMUXER = {"H264": "h264", "H265": "hevc"}
 
@@ -137,15 +138,26 @@ def build_media_segment(sequence_number: int, track_id: int, base_decode_time: i
     return moof + _box(b"mdat", *(s.data for s in samples))
 
 
-def render_cut(cut: Cut, init: InitSegment) -> bytes:
-    """The moof+mdat of a cut, in the init segment's track and timescale."""
-    src = cut.config.timescale
+#: mfhd sequence numbers: (segment sequence + 1) * this + part index, increasing across parts
+#: and segments (a segment holds at most max_s / part_target parts, 60 at 6 s / 0.1 s).
+PARTS_PER_SEGMENT = 128
+
+
+def render_part(part: PartCut, init: InitSegment) -> bytes:
+    """The moof+mdat of a CMAF part, in the init segment's track and timescale."""
+    src = part.config.timescale
 
     def scale(t: int) -> int:  # boundaries are scaled, not durations, so rounding never drifts
         return t if init.timescale == src else t * init.timescale // src
 
-    samples, t = [], cut.decode_time
-    for f, d in zip(cut.frames, cut.durations):
+    samples, t = [], part.decode_time
+    for f, d in zip(part.frames, part.durations):
         samples.append(Sample(f.data, scale(t + d) - scale(t), scale(f.pts - f.dts), f.keyframe))
         t += d
-    return build_media_segment(cut.sequence + 1, init.track_id, scale(cut.decode_time), samples)
+    return build_media_segment((part.sequence + 1) * PARTS_PER_SEGMENT + part.index,
+                               init.track_id, scale(part.decode_time), samples)
+
+
+def render_cut(cut: Cut, init: InitSegment) -> bytes:
+    """A whole segment: its parts' bytes, concatenated (what storage holds, row by row)."""
+    return b"".join(render_part(p, init) for p in cut.parts)

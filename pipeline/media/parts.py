@@ -49,18 +49,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.media.segment import segment_id
+from pipeline.media.segment import part_id, segment_id
 
 __all__ = ["MIN_PART_RATIO", "PartPlanner", "Plan", "PlannedPart", "SegmentClosed", "part_id"]
 
 #: Apple's rule: every part but the last of a segment is at least this share of PART-TARGET.
 MIN_PART_RATIO = 0.85
 _SNAPSHOT_VERSION = 1
-
-
-def part_id(seg_id: str, index: int) -> str:
-    """Deterministic part id: the segment's id and the part's index within it."""
-    return f"{seg_id}.{index:03d}"
 
 
 class Timed(Protocol):

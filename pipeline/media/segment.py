@@ -10,12 +10,17 @@ from typing import Any
 
 from pipeline.media.annexb import parse_config
 
-__all__ = ["Cut", "Frame", "Step", "StreamConfig", "segment_id"]
+__all__ = ["Cut", "Frame", "PartCut", "Step", "StreamConfig", "part_id", "segment_id"]
 
 
 def segment_id(chunk_seq: int, index: int) -> str:
     """Deterministic segment id from its first frame: chunk seq and frame index within the chunk."""
     return f"{chunk_seq:012d}-{index:04d}"
+
+
+def part_id(seg_id: str, index: int) -> str:
+    """Deterministic part id: the segment's id and the part's index within it."""
+    return f"{seg_id}.{index:03d}"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,35 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class PartCut:
+    """A CMAF part (one moof+mdat) the cutter closed: stored and announced before its segment."""
+
+    stream_id: str
+    segment_id: str
+    sequence: int  # the segment's media sequence number
+    index: int  # within the segment
+    config: StreamConfig
+    frames: tuple[Frame, ...]
+    durations: tuple[int, ...]  # per frame, in config.timescale
+    decode_time: int  # tfdt in config.timescale
+    start_time: int  # µs on the stream's wall timeline
+    end_time: int
+    independent: bool  # starts with a keyframe
+    discontinuity: bool  # first part of a segment after a break
+    discontinuity_count: int = 0  # as its segment's (``Cut.discontinuity_count``)
+
+    @property
+    def id(self) -> str:
+        """``part_id(segment_id, index)``."""
+        return part_id(self.segment_id, self.index)
+
+    @property
+    def ticks(self) -> int:
+        """Duration in the configuration's timescale."""
+        return sum(self.durations)
+
+
+@dataclass(frozen=True)
 class Cut:
     """A segment the cutter decided to seal: its frames, their durations and all its metadata."""
 
@@ -96,6 +130,8 @@ class Cut:
     independent: bool
     discontinuity: bool
     resume: dict[str, Any] = field(repr=False, default_factory=dict)  # cutter snapshot after it
+    parts: tuple[PartCut, ...] = ()  # its frames, in the parts already handed out
+    discontinuity_count: int = 0  # discontinuities in the stream up to and including this one
 
     @property
     def ticks(self) -> int:
@@ -122,17 +158,20 @@ class Cut:
 class Step:
     """What one call into the cutter produced.
 
-    ``segments`` are to be sealed in order; ``rejected`` are ``(chunk seq, reason)`` pairs for the
+    ``parts`` are to be stored and announced in order, before ``segments`` (which they compose,
+    possibly with parts of earlier steps) are sealed in order; ``rejected`` are ``(chunk seq, reason)`` pairs for the
     dead-letter queue; once the segments are stored, every chunk with seq ``<= settled_through``
     is fully handled and its Kafka offset may be released.
     """
 
+    parts: list[PartCut] = field(default_factory=list)
     segments: list[Cut] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     settled_through: int | None = None
 
     def extend(self, later: Step) -> None:
         """Append a later step of the same stream (one batch of chunks, one seal chain)."""
+        self.parts += later.parts
         self.segments += later.segments
         self.rejected += later.rejected
         if later.settled_through is not None:

@@ -70,6 +70,10 @@ class Context:
     grants: Grants | None = None
     #: ``bridgestatus.BridgeStatus``: the bridge's view of streams (offline vs behind), or None.
     bridge: Any = None
+    #: ``follow.Follower``: live tails from camlog.segments for LL-HLS, or None (whole segments
+    #: from Cassandra only); ``ll`` is the ``llhls.LLConfig`` every LL playlist uses.
+    follower: Any = None
+    ll: Any = None
     ready: bool = False
 
     def __post_init__(self) -> None:
@@ -247,9 +251,13 @@ def build_app(ctx: Context) -> web.Application:
         await patiently(ctx.source.start, "playback.start", (StoreUnavailable,))
         if ctx.events is not None:
             ctx.events.start()
+        if ctx.follower is not None:
+            ctx.follower.start()
         ctx.ready = True
         yield
         ctx.ready = False
+        if ctx.follower is not None:
+            await ctx.follower.close()
         if ctx.events is not None:
             ctx.events.close()
         await ctx.source.close()

@@ -108,6 +108,12 @@ class LLConfig:
         """CAN-SKIP-UNTIL in µs (tenths of a second, rounded up)."""
         return math.ceil(self.skip_target_durations * self.target_duration * 10) * 100_000
 
+    def window_segments(self, segment_target_s: float) -> int:
+        """Segments an LL playlist keeps: enough that delta updates (EXT-X-SKIP) skip some, and
+        the parts' 3 target durations plus the player's hold-back are always inside."""
+        span = self.skip_until_us / _US + 3 * self.target_duration
+        return max(6, math.ceil(span / segment_target_s))
+
     @property
     def hold_s(self) -> float:
         """How long a blocking request may wait: three target durations."""

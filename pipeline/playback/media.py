@@ -1,4 +1,5 @@
-"""Media routes: init and media segments (immutable bytes), MP4 clips and JPEG thumbnails."""
+"""Media routes: init segments, media segments and LL-HLS parts (immutable bytes), MP4 clips
+and JPEG thumbnails."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pipeline.playback import llhls
 from pipeline.playback.app import CONTEXT, SERVED, Context
 from pipeline.playback.boxes import BoxError
 from pipeline.playback.clip import ClipBuilder, ClipPlan
@@ -99,6 +101,51 @@ async def segment(request: web.Request) -> web.Response:
     resp = send_bytes(request, blob, "video/iso.segment", IMMUTABLE)
     request[SERVED] = "SEGMENT"
     return resp
+
+
+async def part(request: web.Request) -> web.Response:
+    """GET /v1/streams/{stream_id}/parts/{msn}.{index}.m4s — an LL-HLS part by (msn, index).
+
+    A part named by a preload hint may not exist yet: the request is held until it does (or
+    503 after three target durations). Parts are immutable: the same (msn, index) is the same
+    bytes on every instance and after any restart.
+    """
+    ctx = request.app[CONTEXT]
+    sid = request.match_info["stream_id"]
+    msn, index = _bounded(request.match_info["msn"]), _bounded(request.match_info["index"])
+    if ctx.follower is None:
+        raise Problem(404, "part_not_found", "this instance serves no LL-HLS parts")
+    deadline = ctx.now() + ctx.ll.hold_s
+    while True:
+        window = ctx.follower.window(sid)
+        status = "unknown" if window is None else llhls.part_status(window, msn, index)
+        if status == "ready":
+            break
+        newest = window.newest_part[0] if window is not None else -1
+        if status != "pending" or msn > newest + 1:
+            raise Problem(404, "part_not_found", "no such part in the live window")
+        if ctx.now() >= deadline:
+            raise Problem(503, "part_not_available", "the part did not appear in time",
+                          retry_after=1)
+        await ctx.follower.wait(sid, deadline - ctx.now())
+    seg = window.segment(msn) or window.current
+    assert seg is not None and seg.sequence == msn
+
+    async def load() -> Blob | None:
+        return _blob(await ctx.source.part_bytes(sid, seg.segment_id, index))
+    blob = await ctx.cache.get_or_load(("part", sid, seg.segment_id, index), load, size=_size,
+                                       ttl=_ttl)
+    if blob is None:
+        raise Problem(404, "part_not_found", "the part is not in storage (expired?)")
+    resp = send_bytes(request, blob, "video/iso.segment", IMMUTABLE)
+    request[SERVED] = "SEGMENT"
+    return resp
+
+
+def _bounded(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+        raise Problem(400, "bad_part", "part numbers are decimal integers")
+    return int(raw)
 
 
 async def init(request: web.Request) -> web.Response:
@@ -235,5 +282,6 @@ def add_routes(app: web.Application) -> None:
     """Register the media routes."""
     app.router.add_get("/v1/streams/{stream_id}/segments/{segment_id}.m4s", segment)
     app.router.add_get("/v1/streams/{stream_id}/init/{init_id}.mp4", init)
+    app.router.add_get(r"/v1/streams/{stream_id}/parts/{msn:\d+}.{index:\d+}.m4s", part)
     app.router.add_get("/v1/streams/{stream_id}/clip.mp4", clip)
     app.router.add_get("/v1/streams/{stream_id}/thumbnail.jpg", thumbnail)

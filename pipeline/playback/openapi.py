@@ -81,7 +81,7 @@ def _bytes(media_type: str, partial: bool = True) -> dict[str, Any]:
 
 
 def _playlist() -> dict[str, Any]:
-    return {"200": response("an HLS media playlist (RFC 8216, version 7)",
+    return {"200": response("an HLS media playlist (RFC 8216 v7, or rfc8216bis v9 LL-HLS)",
                             body=content({"type": "string"}, "application/vnd.apple.mpegurl"),
                             headers=_ETAG),
             "304": response(status=304, headers=_ETAG)}
@@ -111,8 +111,16 @@ def _paths() -> dict[str, Any]:
             _json("Accepted", 202), (400, 401, 403, 413), extra={"requestBody": {
                 "required": True, "content": content(ref("Beacon"))}})},
         f"{stream}/live.m3u8": {"get": _op(
-            "livePlaylist", "Live HLS playlist (segment URLs carry `?token=`)", _playlist(),
-            (400, 401, 403, 404, 503), [_sid(), _INM])},
+            "livePlaylist", "Live playlist: LL-HLS (parts, preload hint, blocking reload) while "
+            "the stream is live, whole segments otherwise; URLs carry `?token=`", _playlist(),
+            (400, 401, 403, 404, 503),
+            [_sid(), _INM,
+             _query("_HLS_msn", "block until segment M exists (or part N of it, with _HLS_part)",
+                    {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+             _query("_HLS_part", "part index within _HLS_msn (needs _HLS_msn)",
+                    {"type": "string", "pattern": "^[0-9]{1,18}$"}),
+             _query("_HLS_skip", "delta update: EXT-X-SKIP replaces old segments",
+                    {"type": "string", "enum": ["YES", "v2"]})])},
         f"{stream}/vod.m3u8": {"get": _op(
             "recordingPlaylist", "HLS playlist of a time range", _playlist(),
             (400, 401, 403, 404, 503),
@@ -123,6 +131,13 @@ def _paths() -> dict[str, Any]:
             "mediaSegment", "An fMP4 media segment (moof+mdat), immutable",
             _bytes("video/iso.segment"), media,
             [_sid(), param("path", "segment_id", _ID, "segment id"), _INM, *_RANGE])},
+        f"{stream}/parts/{{msn}}.{{index}}.m4s": {"get": _op(
+            "llPart", "An LL-HLS part (one moof+mdat) by media sequence and index, immutable; "
+            "a part named by a preload hint is held until it exists", _bytes("video/iso.segment"),
+            media, [_sid(), param("path", "msn", {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                                  "media sequence number of its segment"),
+                    param("path", "index", {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                          "index of the part in its segment"), _INM, *_RANGE])},
         f"{stream}/init/{{init_id}}.mp4": {"get": _op(
             "initSegment", "An fMP4 init segment (ftyp+moov), immutable", _bytes("video/mp4"),
             media, [_sid(), param("path", "init_id", _ID, "init segment id"), _INM, *_RANGE])},

@@ -1,5 +1,11 @@
 """Playlist routes: live and time-range HLS, rendered once per stream and signed per viewer.
 
+The live playlist is LL-HLS (``llhls``) while this instance's follower has the stream's tail
+(``follow.Follower.fresh``): parts, a preload hint and blocking reload, all from the log, so
+every instance answers the same bytes. Otherwise (a stream gone quiet, the follower catching
+up after a start, a broker outage) it is the whole-segment playlist from Cassandra's
+``live_manifest``, and delivery directives are ignored, as a server without them would.
+
 A rendered playlist is cached as a template whose segment and init URLs end in a placeholder;
 each response substitutes the viewer's own token, so the cache is shared by every viewer while
 standard players (which do not send headers) still carry the token on every segment request.
@@ -18,6 +24,7 @@ from aiohttp import web
 
 from pipeline.playback.app import CONTEXT, SERVED, TOKEN, Context
 from pipeline.playback.errors import Problem
+from pipeline.playback import llhls
 from pipeline.playback.hls import render_live, render_vod
 from pipeline.playback.params import parse_range
 from pipeline.store.cluster import StoreUnavailable
@@ -50,6 +57,14 @@ class LiveView:
 
 def _seg_url(seg: Any) -> str:
     return f"segments/{seg['segment_id']}.m4s?token={_MARK}"
+
+
+def _part_url(msn: int, index: int) -> str:
+    return f"parts/{msn}.{index}.m4s?token={_MARK}"
+
+
+_LL_URLS = llhls.Urls(segment=lambda s: f"segments/{s.segment_id}.m4s?token={_MARK}",
+                      part=_part_url, init=lambda i: f"init/{i}.mp4?token={_MARK}")
 
 
 def _init_url(init_id: str) -> str:
@@ -118,10 +133,40 @@ def _respond(request: web.Request, template: str, cache_control: str) -> web.Res
     return web.Response(body=body, content_type=_M3U8, headers=headers)
 
 
+async def _live_ll(request: web.Request, ctx: Context, sid: str) -> web.Response | None:
+    """The LL-HLS answer, holding a blocking request until its part exists; None: not live."""
+    req = llhls.parse_request(request.query)
+    if isinstance(req, llhls.Problem):
+        raise Problem(400, "bad_delivery_directive", req.detail)
+    arrived = ctx.now()
+    while True:
+        window = ctx.follower.window(sid)
+        if window is None or not ctx.follower.fresh(sid):
+            return None
+        out = llhls.decide(window, req, ctx.ll, _LL_URLS, arrived=arrived, now=ctx.now())
+        if isinstance(out, llhls.Hold):
+            await ctx.follower.wait(sid, out.deadline - ctx.now())
+            continue
+        if isinstance(out, llhls.Problem):
+            code = "bad_delivery_directive" if out.status == 400 else "part_not_available"
+            extra = {"retry_after": out.retry_after} if out.retry_after else {}
+            raise Problem(out.status, code, out.detail, **extra)
+        break
+    # A blocking answer holds the part asked for whenever it is served: caches may keep it
+    # (keyed by the full query) for a target duration; a plain reload only for one part target.
+    age = ctx.ll.target_duration if out.blocking else max(1, ctx.ll.part_target_us // 1_000_000)
+    request[SERVED] = "MANIFEST"
+    return _respond(request, out.text, f"public, max-age={age}")
+
+
 async def live(request: web.Request) -> web.Response:
-    """GET /v1/streams/{stream_id}/live.m3u8"""
+    """GET /v1/streams/{stream_id}/live.m3u8[?_HLS_msn=M[&_HLS_part=N]][&_HLS_skip=YES]"""
     ctx = request.app[CONTEXT]
     sid = request.match_info["stream_id"]
+    if ctx.follower is not None:
+        resp = await _live_ll(request, ctx, sid)
+        if resp is not None:
+            return resp
     view = await load_manifest(ctx, sid)
     if view is None:
         raise Problem(404, "unknown_stream", "no live manifest for this stream")

@@ -37,6 +37,7 @@ class Source(Protocol):
     async def segments(
         self, stream_id: str, start_us: int, end_us: int) -> list[dict[str, Any]]: ...
     async def segment_bytes(self, stream_id: str, segment_id: str) -> bytes | None: ...
+    async def part_bytes(self, stream_id: str, segment_id: str, index: int) -> bytes | None: ...
     async def init_bytes(self, stream_id: str, init_id: str) -> bytes | None: ...
 
 
@@ -140,6 +141,13 @@ class CassandraSource:
         data = await self.segments_store.segment_bytes(stream_id, segment_id, fast=True)
         if data is None:
             data = await self.segments_store.segment_bytes(stream_id, segment_id)
+        return data
+
+    async def part_bytes(self, stream_id: str, segment_id: str, index: int) -> bytes | None:
+        """One stored CMAF part (moof+mdat), or None."""
+        data = await self.segments_store.part_bytes(stream_id, segment_id, index, fast=True)
+        if data is None:  # a replica that has not got it yet: ask a quorum
+            data = await self.segments_store.part_bytes(stream_id, segment_id, index)
         return data
 
     async def init_bytes(self, stream_id: str, init_id: str) -> bytes | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import CliError
-from pipeline.events.catalog import TOPICS, EventType
+from pipeline.events.catalog import TOPIC_EVENTS, EventType
 from pipeline.replay.container import BackgroundFile, ContainerWriter, sync_marker
 from pipeline.replay.progress import Progress
 from pipeline.replay.select import LogEvent, LogReader, Selection
@@ -63,9 +63,10 @@ def _single_type(selection: Selection) -> EventType:
     """An Avro file holds one schema: the selection must name exactly one event type."""
     from pipeline.replay.select import event_type_named
 
-    types = {TOPICS[t].name for t in selection.topics if t in TOPICS}
-    types |= {event_type_named(n).name for n in selection.types}
-    if len(types) != 1 or any(t not in TOPICS for t in selection.topics) and not selection.types:
+    types = {event_type_named(n).name for n in selection.types} or {
+        n for t in selection.topics for n in TOPIC_EVENTS.get(t, ())}
+    if len(types) != 1 or any(t not in TOPIC_EVENTS for t in selection.topics) \
+            and not selection.types:
         names = ", ".join(sorted(types)) or "none"
         raise CliError(f"an .avro export holds one event type, this selection has: {names} "
                        "(export one topic, or use .jsonl)")

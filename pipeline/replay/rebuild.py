@@ -56,8 +56,8 @@ class _Pipelined:
     ``close()`` waits for all of them and re-raises the first failure.
     """
 
-    _WRITES = frozenset({"put_init", "put_segment", "write_manifest", "write_ended",
-                         "write_device", "write_window"})
+    _WRITES = frozenset({"put_init", "put_segment", "put_part", "seal_segment",
+                         "write_manifest", "write_ended", "write_device", "write_window"})
 
     def __init__(self, store: Any, depth: int = 64):
         self._store, self._sem = store, asyncio.Semaphore(depth)
@@ -186,7 +186,9 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
 
     async def publish(topic: str, key: bytes, value: bytes, headers: list) -> None:
         nonlocal segments
-        _, record = decode_any(value)
+        ev, record = decode_any(value)
+        if ev.name == "SealedPart":
+            return  # parts feed live LL-HLS playlists, which follow the log, not a view
         if topic == "camlog.segments":
             segments += 1
             await vq.put(clock(), "handle_segment", record)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import CliError
-from pipeline.events.catalog import BY_FINGERPRINT, EVENTS, TOPICS, EventType
+from pipeline.events.catalog import BY_FINGERPRINT, EVENTS, TOPIC_EVENTS, EventType
 from pipeline.events.codec import MAGIC, decode_any, encode
 
 __all__ = ["LogEvent", "LogReader", "PartitionRange", "Selection", "event_type_named"]
@@ -230,7 +230,7 @@ class LogReader:
         from confluent_kafka import TopicPartition
 
         sel = self.selection
-        expected = TOPICS.get(r.topic)
+        expected = TOPIC_EVENTS.get(r.topic)
         # [lo_ms, hi_ms) in Kafka's millisecond timestamps, equivalent to the µs bounds
         lo_ms = -(-sel.start_us // 1000) if sel.start_us is not None else -(1 << 62)
         hi_ms = -(-sel.end_us // 1000) if sel.end_us is not None else 1 << 62
@@ -264,7 +264,7 @@ class LogReader:
                 value = m.value()
                 writer = (BY_FINGERPRINT.get(value[2:_HEADER])
                           if value and value[:2] == MAGIC else None)
-                if writer is None or (expected is not None and writer.event is not expected):
+                if writer is None or (expected is not None and writer.event.name not in expected):
                     self.skipped += 1
                     continue
                 key = m.key()

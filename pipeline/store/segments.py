@@ -4,12 +4,18 @@ Writes are idempotent upserts at LOCAL_QUORUM stamped ``USING TIMESTAMP <event t
 the stream's retention as TTL (init segments never expire: a configuration can outlive any one
 segment). A segment is written bytes first, metadata row last, so a row that exists always has
 its bytes. Every call goes through the driver's async API; the event loop never blocks.
+
+The segmenter stores each CMAF part as a ``segment_data`` row as soon as it is complete
+(``put_part``); sealing the segment (``seal_segment``) then sets the partition's static ``parts``
+and ``byte_size`` and writes the metadata row. The media bytes exist once: a segment is its parts'
+rows read in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +24,15 @@ from pipeline.config import Settings
 from pipeline.store.cluster import LOCAL_ONE_PROFILE, Store, aexecute, unavailable
 from pipeline.views.timeindex import day_of, plan_buckets
 
-__all__ = ["PART_BYTES", "InitRow", "SegmentRow", "SegmentStore"]
+__all__ = ["MAX_PART_BYTES", "PART_BYTES", "InitRow", "SegmentRow", "SegmentStore"]
 
-#: Media bytes are split into parts of at most this size (Cassandra likes cells well under 1 MB).
+#: Whole segments written at once (``put_segment``: imports, fixtures) are split into rows of at
+#: most this size (Cassandra likes cells well under 1 MB).
 PART_BYTES = 256 * 1024
+#: A CMAF part is one cell; parts are at most PART-TARGET long, so this bounds the bitrate at
+#: 8 MiB per part (134 Mbit/s at 0.5 s), far beyond a camera's, and under Cassandra's mutation
+#: limit (half the 32 MiB commit log segment).
+MAX_PART_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class SegmentRow:
     parts: int
     sealed_time: int
     resume: str | None = None  # the segmenter's snapshot after this segment (JSON)
+    part_list: str | None = None  # JSON [[duration_us, independent, byte_size], ...]
+    discontinuity_sequence: int = 0
 
     def as_event(self) -> dict[str, Any]:
         """The SealedSegment record describing this row (same fields, same values)."""
@@ -75,7 +88,11 @@ class SegmentRow:
                  "producer_start", "producer_end", "ingest_start", "ingest_end", "duration_us",
                  "frame_count", "byte_size", "independent", "init_id", "discontinuity", "codec",
                  "width", "height", "first_chunk_seq", "last_chunk_seq", "sealed_time")
-        return {n: getattr(self, n) for n in names}
+        event = {n: getattr(self, n) for n in names}
+        event["parts"] = [{"duration_us": d, "independent": bool(i), "byte_size": b}
+                          for d, i, b in json.loads(self.part_list or "[]")]
+        event["discontinuity_sequence"] = self.discontinuity_sequence or 0
+        return event
 
 
 _SEG_COLS = tuple(f.name for f in dataclasses.fields(SegmentRow))
@@ -107,6 +124,12 @@ class SegmentStore(Store):
                      f"({', '.join('?' * len(_SEG_COLS))}) USING TTL ? AND TIMESTAMP ?",
             "part_w": "INSERT INTO segment_data (stream_id, segment_id, part, data, byte_size, "
                       "parts) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?",
+            "cmaf_w": "INSERT INTO segment_data (stream_id, segment_id, part, data) "
+                      "VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?",
+            "seal_w": "UPDATE segment_data USING TTL ? AND TIMESTAMP ? SET parts = ?, "
+                      "byte_size = ? WHERE stream_id = ? AND segment_id = ?",
+            "cmaf_r": "SELECT data FROM segment_data WHERE stream_id = ? AND segment_id = ? "
+                      "AND part = ?",
             "init_r": f"SELECT {init_cols} FROM init_segments WHERE stream_id = ? AND init_id = ?",
             "parts_r": "SELECT part, data, parts, byte_size FROM segment_data "
                        "WHERE stream_id = ? AND segment_id = ?",
@@ -153,7 +176,30 @@ class SegmentStore(Store):
         await aexecute(self._session, self._ps["seg_w"],
                        [getattr(row, c) for c in _SEG_COLS] + [self.ttl, ts])
 
+    async def put_part(self, stream_id: str, segment_id: str, index: int, data: bytes,
+                       ts: int) -> None:
+        """Store one CMAF part of a segment still being cut (idempotent: same id, same bytes)."""
+        if len(data) > MAX_PART_BYTES:
+            raise ValueError(f"part {segment_id}.{index} is {len(data)} bytes "
+                             f"(limit {MAX_PART_BYTES})")
+        await aexecute(self._session, self._ps["cmaf_w"],
+                       (stream_id, segment_id, index, data, self.ttl, ts))
+
+    async def seal_segment(self, row: SegmentRow) -> None:
+        """A segment whose parts are all stored: make its bytes readable, then write its row."""
+        ts = row.ingest_end
+        await aexecute(self._session, self._ps["seal_w"], (
+            self.ttl, ts, row.parts, row.byte_size, row.stream_id, row.segment_id))
+        await aexecute(self._session, self._ps["seg_w"],
+                       [getattr(row, c) for c in _SEG_COLS] + [self.ttl, ts])
+
     # -- reads -----------------------------------------------------------------------------
+    async def part_bytes(self, stream_id: str, segment_id: str, index: int, fast: bool = False
+                         ) -> bytes | None:
+        """One stored CMAF part's moof+mdat, or None."""
+        rows = await self._rows(self._ps["cmaf_r"], (stream_id, segment_id, index), fast)
+        return rows[0].data if rows and rows[0].data is not None else None
+
     async def init_segment(self, stream_id: str, init_id: str, fast: bool = False
                            ) -> InitRow | None:
         """The init segment a media segment's ``init_id`` names, or None."""

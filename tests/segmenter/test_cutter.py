@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pipeline.media.cutter import Cutter
 from tests.segmenter.media import TIMESCALE, encode
 
-TARGET, MAX = 2.0, 6.0
+TARGET, MAX, PART = 2.0, 6.0, 0.5
 _, CONFIG = encode("H264", n=2)
 
 
@@ -56,7 +56,9 @@ def all_cuts(chunks):
 
 def summary(cuts):
     return [(c.segment_id, c.sequence, c.decode_time, c.ticks, tuple(f.id for f in c.frames),
-             c.independent, c.discontinuity, c.start_time, c.end_time) for c in cuts]
+             c.independent, c.discontinuity, c.start_time, c.end_time,
+             tuple((p.id, p.decode_time, p.durations, p.independent) for p in c.parts))
+            for c in cuts]
 
 
 @settings(max_examples=150, deadline=None)
@@ -81,9 +83,19 @@ def test_every_frame_in_exactly_one_segment_with_valid_cuts(chunks):
                 assert span >= TARGET * TIMESCALE
                 assert not any(f.keyframe and f.dts - c.frames[0].dts >= TARGET * TIMESCALE
                                for f in c.frames[1:])
-            else:  # forced: only when the maximum is reached
-                assert span >= MAX * TIMESCALE
+            else:  # forced: only when one more part could pass the maximum
+                assert c.ticks + PART * TIMESCALE > MAX * TIMESCALE
         assert c.start_time < c.end_time
+        # a segment is exactly its parts: frames, durations and decode times line up
+        assert [f.id for p in c.parts for f in p.frames] == [f.id for f in c.frames]
+        assert tuple(d for p in c.parts for d in p.durations) == c.durations
+        assert [p.index for p in c.parts] == list(range(len(c.parts)))
+        pt = c.decode_time
+        for p in c.parts:
+            assert p.decode_time == pt and p.segment_id == c.segment_id
+            assert p.sequence == c.sequence and p.ticks <= PART * TIMESCALE
+            assert p.independent == p.frames[0].keyframe
+            pt += p.ticks
 
 
 @settings(max_examples=100, deadline=None)

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.agents.segmenter import Delivery, Segmenter
-from pipeline.events import decode, encode
+from pipeline.events import decode_any, encode
 from pipeline.store.cluster import StoreUnavailable
 from pipeline.store.segments import SegmentStore
 from tests.segmenter.media import chunks
@@ -55,8 +55,11 @@ class Faulty:
             raise StoreUnavailable("injected after the call landed")
         return result
 
-    async def put_segment(self, row, data):
-        return await self._call("put_segment", row, data)
+    async def put_part(self, *args):
+        return await self._call("put_part", *args)
+
+    async def seal_segment(self, row):
+        return await self._call("seal_segment", row)
 
     async def put_init(self, row):
         return await self._call("put_init", row)
@@ -83,7 +86,9 @@ async def test_acks_never_pass_unstored_work(services, plan, publish_faults, fat
         if publish_faults[n % len(publish_faults)] and n < 2 * len(publish_faults):
             raise KafkaTimeoutError("injected")
         if topic == "camlog.segments":
-            published.append(decode("SealedSegment", value))
+            ev, record = decode_any(value)
+            if ev.name == "SealedSegment":
+                published.append(record)
 
     real = SegmentStore(services)
     seg = Segmenter(services, Faulty(real, list(plan), fatal_at), publish,

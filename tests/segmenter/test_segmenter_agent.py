@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline.agents.segmenter import Delivery, Segmenter
-from pipeline.events import decode, encode
+from pipeline.events import decode_any, encode
 from pipeline.store.segments import SegmentStore
 from tests.segmenter.media import chunks
 from tests.segmenter.media import encode as encode_media
@@ -64,10 +64,22 @@ async def test_batches_ack_after_sealing_and_traces_continue(services, stream_id
     finally:
         await seg.close()
     topics = [t for t, _, _ in published]
-    assert topics.count("camlog.dlq") == 1 and topics.count("camlog.segments") == 2
-    events = [decode("SealedSegment", v) for t, _, v in published if t == "camlog.segments"]
+    assert topics.count("camlog.dlq") == 1
+    announced = [decode_any(v) for t, _, v in published if t == "camlog.segments"]
+    events = [r for ev, r in announced if ev.name == "SealedSegment"]
     assert [e["frame_count"] for e in events] == [30, 15]
     assert [e["sequence"] for e in events] == [0, 1]
+    # each segment's parts were announced before it, and add up to it exactly
+    for e in events:
+        i = next(n for n, (ev, r) in enumerate(announced) if r is e)
+        parts = [r for ev, r in announced[:i] if ev.name == "SealedPart"
+                 and r["segment_id"] == e["segment_id"]]
+        assert [r["part"] for r in parts] == list(range(len(e["parts"]))) and parts
+        assert sum(r["frame_count"] for r in parts) == e["frame_count"]
+        assert sum(r["byte_size"] for r in parts) == e["byte_size"]
+        assert [r["duration_us"] for r in parts] == [p["duration_us"] for p in e["parts"]]
+        assert all(r["duration_us"] <= services.part_target_s * 1e6 for r in parts)
+        assert parts[0]["independent"]
     if tracing:
         spans = [s for s in _EXPORTER.get_finished_spans() if s.name == "segmenter.batch"]
         assert spans and all(s.context.trace_id == trace_id for s in spans)

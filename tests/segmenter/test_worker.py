@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from itertools import pairwise
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.events import decode, encode
+from pipeline.events import decode, decode_any, encode
 from pipeline.views.timeindex import day_of
 from tests.segmenter.kafka_util import WorkerProcess, end_offsets, fresh_group, read_from
 from tests.segmenter.media import TIMESCALE, chunks, ffprobe_frames
@@ -74,6 +75,11 @@ def worker(services, tmp_path_factory):
     proc.stop()
 
 
+def _segment_event(m, sid: str) -> bool:
+    """A SealedSegment of stream ``sid`` (camlog.segments also carries SealedPart)."""
+    return m.key() == sid.encode() and decode_any(m.value())[0].name == "SealedSegment"
+
+
 def test_frames_become_playable_segments_and_events(worker, services, produce, cassandra_session,
                                                     tmp_path):
     sid, t0 = _sid(), _t0()
@@ -91,7 +97,7 @@ def test_frames_become_playable_segments_and_events(worker, services, produce, c
     events: dict[str, dict] = {}
 
     def first_announcement(m) -> bool:
-        if m.key() != sid.encode():
+        if not _segment_event(m, sid):
             return False
         ev = decode("SealedSegment", m.value())
         return events.setdefault(ev["segment_id"], ev) is ev
@@ -166,12 +172,12 @@ def test_sigkill_mid_segment_loses_and_duplicates_nothing(services, produce, cas
     pts, stream = _file(cassandra_session, sid, rows, tmp_path / "all.mp4")
     assert pts == [f["pts"] * stream_ts(stream) // TIMESCALE for f in frames]
     msgs = read_from(services.kafka, "camlog.segments", seg_start,  # duplicates allowed
-                     lambda m: m.key() == sid.encode(), 2 * len(rows), timeout=15)
+                     lambda m: _segment_event(m, sid), 2 * len(rows), timeout=15)
     by_id: dict[str, set] = {}
     for m in msgs:
         ev = decode("SealedSegment", m.value())
         ev.pop("sealed_time")
-        by_id.setdefault(ev["segment_id"], set()).add(tuple(sorted(ev.items())))
+        by_id.setdefault(ev["segment_id"], set()).add(json.dumps(ev, sort_keys=True))
     assert set(by_id) == {r.segment_id for r in rows}
     assert all(len(v) == 1 for v in by_id.values())  # re-sent events describe the same segment
 

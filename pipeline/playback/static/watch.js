@@ -122,7 +122,10 @@
       return;
     }
     hls = state.hls = new Hls({
-      liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 8, lowLatencyMode: false,
+      // LL-HLS playlists (PART-HOLD-BACK, blocking reload, parts) when the origin has them;
+      // whole-segment playlists keep the two-segment hold-back.
+      liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 8, lowLatencyMode: true,
+      maxLiveSyncPlaybackRate: 1.5,  // after a stall, catch up with the live edge by playing faster
       manifestLoadingMaxRetry: 2, levelLoadingMaxRetry: 4, fragLoadingMaxRetry: 4,
       xhrSetup: (xhr) => { const h = auth(); xhr.setRequestHeader("Authorization", h.Authorization); },
     });
