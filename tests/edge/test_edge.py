@@ -50,18 +50,22 @@ def stack(services, tmp_path_factory):
     assert feeds.ready.wait(120), "feeds did not start"
     if feeds.error:
         raise feeds.error
-    origins = [start_origin(d), start_origin(d)]
     # nginx runs as nobody when the tests run as root: its prefix must be reachable by it
     prefix = Path(tempfile.mkdtemp(prefix="camlog-edge-"))
     prefix.chmod(0o755)
-    edge = start_edge(origins, prefix / "prefix")
-    yield {"edge": edge, "origins": origins, "streams": sids, "keys": viewer_keys(services),
-           "settings": services, "prefix": prefix / "prefix"}
-    edge.stop()
-    for o in origins:
-        o.stop()
-    feeds.stop()
-    shutil.rmtree(prefix, ignore_errors=True)
+    procs = []
+    try:
+        origins = [start_origin(d), start_origin(d)]
+        procs += origins
+        edge = start_edge(origins, prefix / "prefix")
+        procs.append(edge)
+        yield {"edge": edge, "origins": origins, "streams": sids, "keys": viewer_keys(services),
+               "settings": services, "prefix": prefix / "prefix"}
+    finally:  # also when a start failed: nothing this fixture started outlives it
+        for p in reversed(procs):
+            p.stop()
+        feeds.stop()
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def get(url: str, token: str | None = None, header: bool = True) -> tuple[int, dict, bytes]:
