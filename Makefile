@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 CAMLOG := $(VENV)/bin/camlog
 # Debian packages camlog and its tests use, as binary:package. ffmpeg/ffprobe (independent
 # client checks), chromium (headless playback test), nginx + wrk (serving baseline for the
-# benchmarks), Java 17 + Maven (Kafka and Cassandra from Maven Central), npm (hls.js).
-APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm
+# benchmarks; with njs, the edge cache tier), Java 17 + Maven (Kafka and Cassandra from Maven Central), npm (hls.js).
+APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm \
+  /usr/lib/nginx/modules/ngx_http_js_module.so:libnginx-mod-http-js
 # GStreamer's RTSP server under Debian's python3 (RTSP pull tests, ops/rtsp/testserver.py): test
 # pattern, x264 (ugly), x265 (bad). No binary to probe, so each is checked with dpkg -s.
 APT_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
@@ -17,7 +18,7 @@ HLSJS := pipeline/playback/static/vendor/hls.min.js
 install: apt python web maven
 
 apt:
-	@pkgs=""; for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || pkgs="$$pkgs $${need#*:}"; done; \
+	@pkgs=""; for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null || test -e $${need%%:*} || pkgs="$$pkgs $${need#*:}"; done; \
 	for deb in $(APT_DEBS); do dpkg -s $$deb >/dev/null 2>&1 || pkgs="$$pkgs $$deb"; done; \
 	if [ -n "$$pkgs" ]; then \
 	  echo "installing Debian packages:$$pkgs"; \

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "puller": ("pipeline.ingest.puller_cli", "pull the cameras a consumer group assigns"),
     "worker": ("pipeline.agents.cli", "run the Faust worker (segmenter and views)"),
     "playback": ("pipeline.playback.cli", "run the playback service"),
+    "edge": ("pipeline.edge.cli", "run the nginx edge cache in front of playback"),
     "replay": ("pipeline.replay.cli", "export, rebuild, verify or time-travel the event log"),
     "topics": ("pipeline.admin.cli", "describe topics, lag, add partitions, rebalance"),
     "demo": ("pipeline.demo", "run the whole system with simulated cameras"),

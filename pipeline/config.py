@@ -61,8 +61,17 @@ class Settings:
     region: str = "dc1"
     replication: Mapping[str, int] = field(default_factory=lambda: {"dc1": 1})
     keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    # ES256 viewer-token key files (PEM), first = current signing key, the rest = previous keys
+    # that still verify; empty = <state_dir>/viewer-keys/*.pem (``auth.keys``).
+    viewer_keys: tuple[str, ...] = ()
     bridge_addr: str = "127.0.0.1:8080"
     playback_addr: str = "127.0.0.1:8081"
+    # The nginx edge cache tier (``pipeline.edge``): where it listens, the playback origins it
+    # hashes objects over (empty = playback_addr), its on-disk cache and its key zone.
+    edge_addr: str = "127.0.0.1:8082"
+    edge_origins: tuple[str, ...] = ()
+    edge_cache_mb: int = 1024
+    edge_keys_mb: int = 16
     segment_target_s: float = 2.0
     segment_max_s: float = 6.0
     # LL-HLS part target: devices send one chunk per part, the segmenter emits parts this long.
@@ -189,5 +198,11 @@ def _validate(s: Settings) -> None:
     for part in s.telemetry.split(","):
         if part.strip() not in ("none", "console", "otlp", "prometheus", ""):
             raise ConfigError(f"CAMLOG_TELEMETRY: unknown exporter {part!r}")
+    if not 1 <= s.edge_cache_mb <= 1 << 20 or not 1 <= s.edge_keys_mb <= 4096:
+        raise ConfigError("need 1 <= CAMLOG_EDGE_CACHE_MB <= 2^20 and 1 <= CAMLOG_EDGE_KEYS_MB <= 4096")
+    for addr in (s.edge_addr, *s.edge_origins):
+        host, _, port = addr.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"CAMLOG_EDGE_ADDR / CAMLOG_EDGE_ORIGINS: want host:port, got {addr!r}")
     if not s.keyspace.replace("_", "").isalnum():
         raise ConfigError("CAMLOG_KEYSPACE must be alphanumeric/underscore")

@@ -93,9 +93,10 @@ def _lock(settings: Settings):
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.auth.tokens import issue
+    from pipeline.auth.keys import viewer_keys
+    from pipeline.auth.viewer import issue
     from pipeline.cli import main as camlog
-    from pipeline.runner import METRICS_PORTS, SystemRunner, start_group_at_end
+    from pipeline.runner import METRICS_PORTS, SystemRunner, http_ok, start_group_at_end
 
     lock = _lock(settings)
     if args.regions:
@@ -105,10 +106,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return run(args, settings)
         finally:
             lock.close()
-    for addr in (settings.bridge_addr, settings.playback_addr):
+    for addr in (settings.bridge_addr, settings.playback_addr, settings.edge_addr):
         if not _port_free(addr):
             raise CliError(f"{addr} is in use by another process; stop it or set "
-                           "CAMLOG_BRIDGE_ADDR / CAMLOG_PLAYBACK_ADDR")
+                           "CAMLOG_BRIDGE_ADDR / CAMLOG_PLAYBACK_ADDR / CAMLOG_EDGE_ADDR")
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -119,7 +120,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.devstack.stack import Stack, status
 
     started_stack = not any(r["ready"] for r in status(Stack(settings.state_dir)))
-    if camlog(["dev", "up"]) != 0:
+    if camlog(["dev", "up"]) != 0:  # also makes the dev viewer key if there is none
         raise CliError("could not start Kafka and Cassandra (see .camlog/dev logs)")
     runner = SystemRunner(settings, Path(settings.state_dir) / "demo-logs")
     try:
@@ -131,12 +132,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         runner.spawn("camera", "camera", "--count", str(args.cameras), "--stream", args.stream,
                      "--fps", str(args.fps), "--size", args.size,
                      "--bridge", f"http://{settings.bridge_addr}")
-        base = f"http://{settings.playback_addr}"
-        token = issue(settings.keys, None, "viewer", [f"{args.stream}*"], 12 * 3600, time.time())
+        edge = runner.spawn("edge", "edge")  # after playback: it reads the origin's JWKS
+        runner.wait("edge", lambda: http_ok(f"http://{settings.edge_addr}/_edge/healthz"),
+                    child=edge)
+        base = f"http://{settings.edge_addr}"
+        token = issue(viewer_keys(settings), [f"{args.stream}*"], 12 * 3600, time.time())
         print(f"\ncamlog is up ({time.monotonic() - t0:.1f}s after Kafka and Cassandra were ready)")
         print(f"  dashboard:  {base}/?token={token}")
         for name in names:
             print(f"  {name:<10}  {base}/watch/{name}?token={token}")
+        print(f"  (through the edge cache; the origin is http://{settings.playback_addr})")
         print("  metrics:    " + ", ".join(f"{k} :{v}" for k, v in METRICS_PORTS.items()))
         print("Ctrl-C stops everything the demo started.\n")
         from pipeline.topology.kafka import admin_client

@@ -34,7 +34,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     """Settings from the environment, as ``make test`` sets it (default ports, state in .camlog)."""
-    return load_settings()
+    from pipeline.auth.keys import ensure_dev_key
+
+    s = load_settings()
+    ensure_dev_key(s)  # viewer tokens need the dev ES256 key (`camlog token keygen`)
+    return s
 
 
 def _require_services(settings: Settings) -> None:

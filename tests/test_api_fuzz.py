@@ -26,7 +26,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from pipeline.auth.keys import viewer_keys
 from pipeline.auth.tokens import issue
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.device.pattern import encode_loop
 from pipeline.ingest import openapi as ingest_doc
 from pipeline.ingest.framing import Chunk, Frame, encode_chunk
@@ -66,10 +68,11 @@ def live(services, tmp_path_factory):
         now = time.time()
         # Any stream: fuzzed ids reach the handlers, not only the scope check. Random bodies
         # never pass the chunk framing, so nothing is written for them.
-        tokens = {kind: issue(cfg.keys, None, kind, ["*"], 3600, now)
-                  for kind in ("device", "viewer")}
-        tokens.update({f"narrow-{kind}": issue(cfg.keys, None, kind, ["fuzz-elsewhere"], 3600, now)
-                       for kind in ("device", "viewer")})
+        vkeys = viewer_keys(cfg)
+        tokens = {"device": issue(cfg.keys, None, "device", ["*"], 3600, now),
+                  "viewer": issue_viewer(vkeys, ["*"], 3600, now),
+                  "narrow-device": issue(cfg.keys, None, "device", ["fuzz-elsewhere"], 3600, now),
+                  "narrow-viewer": issue_viewer(vkeys, ["fuzz-elsewhere"], 3600, now)}
         yield cfg, tokens
         for name, seen in SEEN.items():
             FIGURES.append(f"api fuzz {name}: {sum(seen.values())} requests, statuses "

@@ -1,4 +1,4 @@
-"""Device and viewer tokens: signature, tampering, expiry boundary, scopes, rotation, redaction."""
+"""Device tokens (HMAC): signature, tampering, expiry boundary, scopes, rotation, redaction."""
 
 from __future__ import annotations
 
@@ -52,10 +52,10 @@ def test_tampering_any_byte_fails(data):
 
 @given(ttl=st.integers(1, 10**7), iat=st.integers(0, 2**40))
 def test_expiry_boundary(ttl, iat):
-    tok = issue(KEYS, None, "viewer", ["s"], ttl, iat)
-    verify(KEYS, tok, "viewer", "s", iat + ttl - 0.001)
+    tok = issue(KEYS, None, "device", ["s"], ttl, iat)
+    verify(KEYS, tok, "device", "s", iat + ttl - 0.001)
     with pytest.raises(TokenError) as ei:
-        verify(KEYS, tok, "viewer", "s", iat + ttl)
+        verify(KEYS, tok, "device", "s", iat + ttl)
     assert (ei.value.status, ei.value.problem) == (401, "token_expired")
 
 

@@ -9,7 +9,9 @@ import time
 import aiohttp
 import pytest
 
+from pipeline.auth.keys import viewer_keys
 from pipeline.auth.tokens import issue
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.device.client import ChunkUploader
 from pipeline.device.pattern import encode_loop
 from pipeline.events import decode
@@ -34,6 +36,8 @@ def gop_loop():
 
 
 def token(settings, stream, ttl=600, now=None, kind="device"):
+    if kind == "viewer":
+        return issue_viewer(viewer_keys(settings), [stream], ttl, now or time.time())
     return issue(settings.keys, None, kind, [stream], ttl, now or time.time())
 
 

@@ -7,7 +7,9 @@ from types import SimpleNamespace
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from pipeline.auth.keys import ephemeral_keys
 from pipeline.auth.tokens import issue
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.ingest import status
 from pipeline.ingest.app import _problems  # the bridge's one error mapper
 from pipeline.ingest.streams import StreamTable
@@ -15,6 +17,7 @@ from pipeline.playback.bridgestatus import BridgeStatus
 from pipeline.playback.liveness import BridgeView
 
 KEYS = {"k1": b"0123456789abcdef-bridge-status"}
+VKEYS = ephemeral_keys("k1")
 NOW = 1_764_072_000.0
 CFG = b"\x00\x00\x00\x01\x67\x42"
 
@@ -28,7 +31,7 @@ def _table() -> StreamTable:
 
 async def _client(table: StreamTable) -> TestClient:
     app = web.Application(middlewares=[_problems])
-    status.add_routes(app, SimpleNamespace(table=table), KEYS, lambda: NOW)  # type: ignore[arg-type]
+    status.add_routes(app, SimpleNamespace(table=table), lambda: VKEYS, lambda: NOW)  # type: ignore[arg-type]
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
@@ -43,7 +46,7 @@ def test_status_of_leaves_unknown_ids_out():
 async def test_route_needs_a_viewer_token_covering_every_id():
     client = await _client(_table())
     try:
-        viewer = issue(KEYS, None, "viewer", ["cam-*"], 60, NOW)
+        viewer = issue_viewer(VKEYS, ["cam-*"], 60, NOW)
         device = issue(KEYS, None, "device", ["cam-1"], 60, NOW)
         ok = await client.post("/v1/status", json={"stream_ids": ["cam-1"]},
                                headers={"Authorization": f"Bearer {viewer}"})
@@ -65,7 +68,7 @@ async def test_client_caches_and_backs_off():
     table = _table()
     client = await _client(table)
     clock = [NOW]
-    bs = BridgeStatus(f"127.0.0.1:{client.port}", KEYS, now=lambda: clock[0])
+    bs = BridgeStatus(f"127.0.0.1:{client.port}", VKEYS, now=lambda: clock[0])
     try:
         got = await bs.lookup(["cam-1", "cam-2"])
         assert got == {"cam-1": BridgeView(True, int((NOW - 2) * 1e6), 2_000_000), "cam-2": None}
@@ -107,10 +110,10 @@ async def test_playback_lists_behind_offline_and_waiting_with_one_bridge_call():
                         "cam-b": BridgeView(False, t - 40_000_000, 40_000_000),
                         "cam-c": BridgeView(True, t - 100_000, 100_000)})
     client = TestClient(TestServer(build_playback(
-        Context(keys=KEYS, source=src, now=lambda: NOW, bridge=fake))))
+        Context(keys=VKEYS, source=src, now=lambda: NOW, bridge=fake))))
     await client.start_server()
     try:
-        auth = {"Authorization": "Bearer " + issue(KEYS, None, "viewer", ["cam-*"], 60, NOW)}
+        auth = {"Authorization": "Bearer " + issue_viewer(VKEYS, ["cam-*"], 60, NOW)}
         body = await (await client.get("/v1/streams", headers=auth)).json()
         got = {s["stream_id"]: (s["state"], s["online"], s["behind_s"]) for s in body["streams"]}
         assert got == {"cam-a": ("behind", True, 29.9), "cam-b": ("offline", False, 0.0)}

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import SystemRunner, start_group_at_end
 from tests.clients import browser, ffmpeg_plays, ffprobe_frames, require
 from tests.system import end_offsets, free_port, get, log_frames, view, wait_stored
@@ -75,7 +77,7 @@ def test_whole_system(system, tmp_path):
     cams = [f"{prefix}-cam-{i}" for i in (1, 2, 3)]
     push = f"{prefix}-push"
     now = time.time()
-    vtok = issue(settings.keys, None, "viewer", [f"{prefix}*"], 3600, now)
+    vtok = issue_viewer(viewer_keys(settings), [f"{prefix}*"], 3600, now)
     dtok = issue(settings.keys, None, "device", [push], 3600, now)
     base = f"http://{settings.playback_addr}/v1/streams"
 

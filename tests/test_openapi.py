@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import ephemeral_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.config import load_settings
 from pipeline.http.openapi import operations
 from pipeline.ingest import openapi as ingest_doc
@@ -27,13 +28,14 @@ from pipeline.playback.errors import problem_body as playback_problem
 from tests.playback.memsource import MemorySource, add_stream
 
 KEYS = {"k1": b"0123456789abcdef-openapi-test"}
+VKEYS = ephemeral_keys("k1")
 T0 = 1_764_072_000_000_000
 NOW = T0 / 1e6 + 60
 DOCS = {"bridge": ingest_doc.build_document(), "playback": playback_doc.build_document()}
 
 
 def _playback_app(source: MemorySource | None = None) -> web.Application:
-    return build_playback(Context(keys=KEYS, source=source or MemorySource(), now=lambda: NOW))
+    return build_playback(Context(keys=VKEYS, source=source or MemorySource(), now=lambda: NOW))
 
 
 def registered(app: web.Application) -> set[tuple[str, str]]:
@@ -138,8 +140,8 @@ async def test_playback_answers_conform(playback):
     """A tour of real answers (no token, wrong token, 200/206/304/404/416) held to the document."""
     client = playback
     doc = DOCS["playback"]
-    good = issue(KEYS, None, "viewer", ["cam-*"], 3600, NOW)
-    other = issue(KEYS, None, "viewer", ["elsewhere"], 3600, NOW)
+    good = issue_viewer(VKEYS, ["cam-*"], 3600, NOW)
+    other = issue_viewer(VKEYS, ["elsewhere"], 3600, NOW)
     seg = "/v1/streams/cam-1/segments/cam-1-0001.m4s"
     cases = [
         ("/openapi.json", {}), ("/healthz", {}), ("/readyz", {}), ("/", {}),
@@ -182,7 +184,7 @@ async def test_playback_answers_conform(playback):
 ])
 async def test_beacon_answers_conform(playback, body):
     """Beacons (infinite numbers included: JSON parsers read 1e400 as inf) answer as documented."""
-    good = issue(KEYS, None, "viewer", ["cam-*"], 3600, NOW)
+    good = issue_viewer(VKEYS, ["cam-*"], 3600, NOW)
     resp = await playback.post("/v1/beacons", data=body, headers={
         "Authorization": f"Bearer {good}", "Content-Type": "application/json"})
     responses = DOCS["playback"]["paths"]["/v1/beacons"]["post"]["responses"]

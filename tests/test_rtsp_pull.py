@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.cli import main
 from pipeline.events import TOPICS, decode
 from pipeline.ingest.cameras_cli import add_camera, list_cameras
@@ -199,7 +200,7 @@ def test_camera_restart_reconnects_and_vod_plays_across(system, tmp_path):
     segs = got[sid][0]
     assert counts[sid] == logged
     assert any(s.discontinuity for s in segs[1:])
-    vtok = issue(settings.keys, None, "viewer", [f"{prefix}*"], 3600, time.time())
+    vtok = issue_viewer(viewer_keys(settings), [f"{prefix}*"], 3600, time.time())
     url = (f"http://{settings.playback_addr}/v1/streams/{sid}/vod.m3u8?start={t0 / 1e6 - 60:.3f}"
            f"&end={t1 / 1e6 + 60:.3f}&token={vtok}")
     status, body = get(url)

@@ -96,11 +96,12 @@ async def _viewer(base: str, sid: str, token: str, until: Callable[[], bool],
 def part_latency_run(system: BenchSystem, spec: TrialSpec, report: Report,
                      part_target_s: float) -> dict:
     """``spec.cameras`` cameras with part-sized chunks, one blocking viewer per stream."""
-    from pipeline.auth.tokens import issue
+    from pipeline.auth.keys import viewer_keys
+    from pipeline.auth.viewer import issue
 
     stream = system.new_stream(f"ll-n{spec.cameras}")
     names = stream_ids(stream, spec.cameras)
-    token = issue(system.settings.keys, None, "viewer", [f"{stream}*"], 3600, time.time())
+    token = issue(viewer_keys(system.settings), [f"{stream}*"], 3600, time.time())
     times = _PartTimes(system.settings.kafka, stream)
     times.start()
     times.ready.wait(30)
@@ -146,10 +147,11 @@ def player_latency_run(system: BenchSystem, spec: TrialSpec, report: Report,
     """hls.js in Chromium on one camera's watch page; latency samples after ``settle_s``."""
     from playwright.sync_api import sync_playwright
 
-    from pipeline.auth.tokens import issue
+    from pipeline.auth.keys import viewer_keys
+    from pipeline.auth.viewer import issue
 
     stream = system.new_stream("player")
-    token = issue(system.settings.keys, None, "viewer", [f"{stream}*"], 3600, time.time())
+    token = issue(viewer_keys(system.settings), [f"{stream}*"], 3600, time.time())
     cam = system.spawn_cameras(spec, stream)
     sid = stream_ids(stream, spec.cameras)[0]
     samples: list[float] = []

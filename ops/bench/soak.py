@@ -177,7 +177,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def _run(a: argparse.Namespace, settings: Any, out: dict, report: Callable[[str], None]) -> None:
     """Start the system and the fleet, sample until the fleet is done (into ``out``)."""
     from ops.bench.system import BenchSystem, TrialSpec, progress_samples, stream_ids
-    from pipeline.auth.tokens import issue
+    from pipeline.auth.keys import viewer_keys
+    from pipeline.auth.viewer import issue as issue_viewer
 
     seconds = a.minutes * 60
     system = BenchSystem(settings, settings.state_dir / "bench-logs" / f"soak-{out['stamp']}",
@@ -190,7 +191,7 @@ def _run(a: argparse.Namespace, settings: Any, out: dict, report: Callable[[str]
         system.start()
         stream = system.new_stream(f"soak{a.size}-n{a.cameras}")
         names = stream_ids(stream, a.cameras)
-        token = issue(system.settings.keys, None, "viewer", [f"{stream}*"], int(seconds) + 3600,
+        token = issue_viewer(viewer_keys(system.settings), [f"{stream}*"], int(seconds) + 3600,
                       time.time())
         scrape = f"http://127.0.0.1:{system.metrics_ports['bridge']}/metrics"
         spec = TrialSpec(a.cameras, a.size, seconds, a.fps, chunk_frames=3, bitrate=a.bitrate,

@@ -176,11 +176,12 @@ def latency_run(system: BenchSystem, spec: TrialSpec, report: Report,
     time of its first frame (``segments.ingest_start``). Segments sealed by the idle timeout
     after the cameras stop are not seen (polling ends with the cameras) and so not counted.
     """
-    from pipeline.auth.tokens import issue
+    from pipeline.auth.keys import viewer_keys
+    from pipeline.auth.viewer import issue as issue_viewer
 
     stream = system.new_stream(f"live{spec.size}-n{spec.cameras}")
     names = stream_ids(stream, spec.cameras)
-    token = issue(system.settings.keys, None, "viewer", [f"{stream}*"], 3600, time.time())
+    token = issue_viewer(viewer_keys(system.settings), [f"{stream}*"], 3600, time.time())
     start_us = int(time.time() * 1e6)
     report(f"  {spec.cameras} cameras {spec.size} for {spec.seconds:.0f}s; polling "
            f"{len(names)} live playlists every {interval * 1000:.0f} ms ...")

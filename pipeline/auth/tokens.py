@@ -1,13 +1,17 @@
-"""Signed, expiring device and viewer tokens (HMAC-SHA256), checked locally with no auth call.
+"""Signed, expiring device tokens (HMAC-SHA256), checked locally with no auth call.
+
+Viewer tokens are ES256 JWTs (``auth.viewer``): they are verified at the edge and by any CDN or
+gateway with the public JWKS. Device tokens stay HMAC because only the bridge verifies them
+(README, "Tokens"); the scope rules here are shared by both.
 
 Wire format (compact, URL-safe, no padding)::
 
     prefix "." base64url(json claims) "." base64url(HMAC-SHA256(key[kid], prefix "." part2))
 
-where prefix is ``cld1`` for a device token and ``clv1`` for a viewer token (the log redaction in
-``pipeline.telemetry.logs`` recognises both).
+where prefix is ``cld1`` (``clv1`` was the viewer prefix before viewer tokens became JWTs; the
+log redaction in ``pipeline.telemetry.logs`` still recognises both).
 
-Claims: ``{"v":1,"kid":"k1","kind":"device"|"viewer","scp":["cam-1","site-*"],"iat":..,"exp":..}``
+Claims: ``{"v":1,"kid":"k1","kind":"device","scp":["cam-1","site-*"],"iat":..,"exp":..}``
 (times in integer seconds since the epoch). The first key of ``Settings.keys`` signs; every key in
 the ring verifies, so keys rotate by adding a new first key and dropping the old one after the
 longest TTL. A scope is an exact stream id or a prefix ending in ``*``. The module is pure: the
@@ -34,16 +38,17 @@ __all__ = [
     "authenticate",
     "authorize",
     "check_scope_syntax",
+    "checked_grant",
     "issue",
     "parse_ttl",
     "scope_allows",
     "verify",
 ]
 
-Kind = Literal["device", "viewer"]
-KINDS: tuple[str, ...] = ("device", "viewer")
+Kind = Literal["device"]
+KINDS: tuple[str, ...] = ("device",)
 MAX_TOKEN_LEN = 4096  # longer strings are refused before any decoding work
-_PREFIX = {"device": "cld1", "viewer": "clv1"}
+_PREFIX = {"device": "cld1"}
 _SCOPE_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63}\*?|\*)$")
 _TTL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _TTL_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -105,6 +110,16 @@ def scope_allows(scopes: Iterable[str], stream_id: str) -> bool:
     return False
 
 
+def checked_grant(scopes: Iterable[str], ttl_s: float) -> list[str]:
+    """The scopes of a token about to be issued, checked with its TTL (``ValueError`` if bad)."""
+    scp = [check_scope_syntax(s) for s in scopes]
+    if not scp:
+        raise ValueError("a token needs at least one scope")
+    if ttl_s <= 0:
+        raise ValueError("ttl_s must be positive")
+    return scp
+
+
 def parse_ttl(text: str) -> int:
     """``"30d"``, ``"1h"``, ``"15m"``, ``"90s"`` or plain seconds → seconds (> 0)."""
     m = _TTL_RE.match(text)
@@ -129,11 +144,7 @@ def issue(
     kid = kid if kid is not None else next(iter(keys))
     if kid not in keys:
         raise ValueError(f"unknown key id {kid!r}")
-    scp = [check_scope_syntax(s) for s in scopes]
-    if not scp:
-        raise ValueError("a token needs at least one scope")
-    if ttl_s <= 0:
-        raise ValueError("ttl_s must be positive")
+    scp = checked_grant(scopes, ttl_s)
     iat = int(now)
     claims = {"v": 1, "kid": kid, "kind": kind, "scp": scp, "iat": iat, "exp": iat + int(ttl_s)}
     payload = _b64e(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
@@ -184,6 +195,8 @@ def authenticate(keys: Mapping[str, bytes], token: str | None) -> Claims:
         raise _refuse("token_invalid", "token is not in camlog's format")
     signed, _, sig = token.rpartition(".")
     prefix, _, payload = signed.partition(".")
+    if prefix.startswith("eyJ"):  # a JWT: a viewer token (auth.viewer) where a device's is needed
+        raise _refuse("token_wrong_kind", "a device token is required, got a viewer JWT")
     if prefix not in _PREFIX.values():
         raise _refuse("token_invalid", "token is not in camlog's format")
     try:

@@ -70,6 +70,10 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     def apply(k: KafkaSpec | None, c: CassandraSpec | None) -> None:
         _apply_topology(settings, k, c)
 
+    from pipeline.auth.keys import ensure_dev_key
+
+    if made := ensure_dev_key(settings):  # the dev viewer-token key, like the dev secret
+        print(f"made the development viewer key {made}")
     try:
         up(Stack(settings.state_dir), kafka, cassandra, None if args.no_topology else apply)
     except (RuntimeError, TimeoutError) as exc:

@@ -41,7 +41,8 @@ def region_settings(settings: Settings, names: list[str]) -> dict[str, Settings]
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Start everything, print per-region URLs, report until Ctrl-C, stop what it started."""
-    from pipeline.auth.tokens import issue
+    from pipeline.auth.keys import viewer_keys
+    from pipeline.auth.viewer import issue
     from pipeline.cli import main as camlog
     from pipeline.devstack.regions import parse_regions
     from pipeline.runner import METRICS_PORTS, SystemRunner, start_group_at_end
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             runners[name].spawn("camera", "camera", "--count", str(count), "--stream",
                                 f"{args.stream}-{name}", "--fps", str(args.fps),
                                 "--size", args.size, "--bridge", bridges)
-        token = issue(settings.keys, None, "viewer", [f"{args.stream}*"], 12 * 3600, time.time())
+        token = issue(viewer_keys(settings), [f"{args.stream}*"], 12 * 3600, time.time())
         print(f"\ncamlog is up in {len(names)} regions ({time.monotonic() - t0:.1f}s after the "
               "stack was ready)")
         for name, rs in per.items():

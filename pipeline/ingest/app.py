@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pipeline.auth.keys import viewer_keys
 from pipeline.auth.tokens import Claims, TokenError, authenticate, authorize
 from pipeline.config import Settings
 from pipeline.ingest.bridge import Bridge
@@ -198,7 +199,7 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi.serve)
-    status.add_routes(app, bridge, settings.keys, now)
+    status.add_routes(app, bridge, lambda: viewer_keys(settings).public_only(), now)
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app

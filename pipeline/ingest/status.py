@@ -9,12 +9,14 @@ playback service asks once per listing page, never once per stream.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from pipeline.auth.tokens import authenticate, authorize, scope_allows
+from pipeline.auth.keys import ViewerKeyError, ViewerKeys
+from pipeline.auth.tokens import scope_allows
+from pipeline.auth.viewer import verify
 from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.problems import IngestError
 from pipeline.ingest.streams import StreamTable
@@ -45,16 +47,19 @@ def _ids(body: Any) -> list[str]:
     return ids
 
 
-def add_routes(app: web.Application, bridge: Bridge, keys: Mapping[str, bytes],
+def add_routes(app: web.Application, bridge: Bridge, keys: Callable[[], ViewerKeys],
                now: Callable[[], float] = time.time) -> None:
-    """Register ``POST /v1/status`` (viewer token)."""
+    """Register ``POST /v1/status`` (viewer JWT; ``keys`` is read on first use)."""
 
     async def status(request: web.Request) -> web.Response:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        claims = authenticate(keys, token)
         t = now()
-        authorize(claims, "viewer", claims.scopes[0].rstrip("*"), t)  # kind and expiry
+        try:
+            ring = keys()
+        except ViewerKeyError:
+            raise IngestError(503, "no_viewer_keys", "this bridge has no viewer keys") from None
+        claims = verify(ring, token, None, t)  # signature and expiry; scopes below
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):

@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import metrics, trace
 
-from pipeline.auth.tokens import TokenError, verify
+from pipeline.auth.tokens import TokenError
+from pipeline.auth.viewer import verify
 from pipeline.playback.cache import ByteCache
 from pipeline.playback.errors import Problem, problem_body
 from pipeline.playback.events import EventSink
@@ -53,7 +54,7 @@ _OPEN = ("/healthz", "/readyz", "/openapi.json", "/static/", "/watch/", "/favico
 class Context:
     """What every handler needs: settings values, the source, caches, the event sink, a clock."""
 
-    keys: Any
+    keys: Any  # auth.keys.ViewerKeys
     source: Source
     events: EventSink | None = None
     now: Callable[[], float] = time.time
@@ -98,12 +99,12 @@ def _token_of(request: web.Request) -> str | None:
 
 
 def authorize(request: web.Request, stream_id: str) -> None:
-    """Check the viewer token for ``stream_id`` locally (HMAC, no network); raise a Problem."""
+    """Check the viewer JWT for ``stream_id`` locally (ES256, no network); raise a Problem."""
     ctx = request.app[CONTEXT]
     token = _token_of(request)
     if not (token and ctx.grants.allowed(token, stream_id)):  # type: ignore[union-attr]
         try:
-            claims = verify(ctx.keys, token, "viewer", stream_id, ctx.now())
+            claims = verify(ctx.keys, token, stream_id, ctx.now())
         except TokenError as exc:
             raise Problem(exc.status, exc.problem, exc.detail) from None
         ctx.grants.remember(token, stream_id, claims.exp)  # type: ignore[union-attr, arg-type]
@@ -233,7 +234,7 @@ async def _preflight(request: web.Request) -> web.Response:
 
 def build_app(ctx: Context) -> web.Application:
     """The application with every route; ``ctx.source`` and ``ctx.events`` start with it."""
-    from pipeline.playback import api, media, openapi, pages, playlists
+    from pipeline.playback import api, jwks, media, openapi, pages, playlists
 
     app = web.Application(middlewares=[problems, stream_auth], client_max_size=64 << 10)
     app[CONTEXT] = ctx
@@ -243,6 +244,7 @@ def build_app(ctx: Context) -> web.Application:
     playlists.add_routes(app)
     media.add_routes(app)
     pages.add_routes(app)
+    jwks.add_routes(app)
     app.router.add_get("/openapi.json", openapi.serve)
 
     async def lifecycle(app: web.Application) -> Any:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import ViewerKeys
+from pipeline.auth.viewer import issue
 from pipeline.playback.liveness import BridgeView
 
 __all__ = ["BridgeStatus"]
@@ -24,7 +25,7 @@ _TOKEN_TTL_S = 600
 class BridgeStatus:
     """Asks the bridge at ``addr`` which streams it hears; connects on first use."""
 
-    def __init__(self, addr: str, keys: Mapping[str, bytes], now: Callable[[], float] = time.time,
+    def __init__(self, addr: str, keys: ViewerKeys, now: Callable[[], float] = time.time,
                  timeout_s: float = 0.5, ttl_s: float = 1.0, backoff_s: float = 5.0) -> None:
         self.url = f"http://{addr}/v1/status"
         self._keys, self.now = keys, now
@@ -36,7 +37,7 @@ class BridgeStatus:
 
     def _bearer(self, t: float) -> str:
         if t > self._token_exp - 60:  # a service token for "*", never logged or handed out
-            self._token = issue(self._keys, None, "viewer", ["*"], _TOKEN_TTL_S, t)
+            self._token = issue(self._keys, ["*"], _TOKEN_TTL_S, t)
             self._token_exp = t + _TOKEN_TTL_S
         return self._token
 

@@ -86,6 +86,15 @@ class ByteCache(Generic[V]):
         self.stats.hits += 1
         return entry.value
 
+    def cached(self, key: Hashable) -> V | None:
+        """The cached value without loading: a hit is counted, an absence is not (the caller
+        then goes on to ``get_or_load``, which counts it). The per-request fast path."""
+        entry = self._lookup(key)
+        if entry is None:
+            return None
+        self.stats.hits += 1
+        return entry.value
+
     def put(self, key: Hashable, value: V, size: int, ttl: float | None = None) -> bool:
         """Store ``value`` costing ``size`` bytes; returns False when it is too big to cache."""
         self._drop(key)

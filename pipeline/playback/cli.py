@@ -31,6 +31,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 * 3600,
                   max_clip_s: int = 600, events: bool = True):  # -> Context
     """The service's context from settings (nothing connects until the app starts)."""
+    from pipeline.auth.keys import viewer_keys
     from pipeline.playback.app import Context
     from pipeline.playback.bridgestatus import BridgeStatus
     from pipeline.playback.cache import ByteCache
@@ -39,6 +40,7 @@ def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 
     from pipeline.playback.llhls import LLConfig
     from pipeline.playback.source import CassandraSource
 
+    keys = viewer_keys(settings)
     sink = EventSink(settings.kafka, region=settings.region) if events else None
     ll = LLConfig.from_settings(settings.part_target_s, settings.segment_max_s)
     segments = ll.window_segments(settings.segment_target_s)
@@ -46,11 +48,11 @@ def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 
                         rewind_s=segments * settings.segment_max_s + 10.0,
                         fresh_s=settings.idle_timeout_s + 2 * settings.segment_max_s)
     return Context(
-        keys=settings.keys, source=CassandraSource(settings), events=sink,
+        keys=keys, source=CassandraSource(settings), events=sink,
         region=settings.region, segment_target_s=settings.segment_target_s,
         idle_timeout_s=settings.idle_timeout_s, max_range_s=max_range_s, max_clip_s=max_clip_s,
         cache=ByteCache(cache_mb << 20),
-        bridge=BridgeStatus(settings.bridge_addr, settings.keys) if settings.bridge_addr else None,
+        bridge=BridgeStatus(settings.bridge_addr, keys) if settings.bridge_addr else None,
         follower=follower, ll=ll,
     )
 

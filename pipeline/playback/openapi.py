@@ -158,6 +158,11 @@ def _paths() -> dict[str, Any]:
                                {**_json("Ready"), **_json("Ready", 503)}, (), security=[])},
         "/openapi.json": {"get": _op("openapi", "This document", _json("OpenAPI"), (),
                                      security=[])},
+        "/.well-known/jwks.json": {"get": _op(
+            "jwks", "Public ES256 keys that verify viewer JWTs (RFC 7517; max-age 300)",
+            {"200": response(body=content(ref("JWKS"), "application/jwk-set+json"),
+                             headers=_ETAG),
+             "304": response(status=304, headers=_ETAG)}, (), [_INM], security=[])},
     }
 
 
@@ -248,6 +253,10 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "OpenAPI": {"type": "object", "required": ["openapi", "paths"]},
+    "JWKS": {"type": "object", "required": ["keys"], "properties": {"keys": {
+        "type": "array", "items": {"type": "object", "required": ["kty", "kid", "crv", "x", "y"],
+                                   "properties": {"kty": {"const": "EC"}, "crv": {"const": "P-256"},
+                                                  "alg": {"const": "ES256"}}}}}},
 }
 
 

@@ -33,6 +33,9 @@ from pipeline.views.timeindex import with_gaps
 __all__ = ["LiveView", "add_routes", "load_manifest"]
 
 _MARK = "__CAMLOG_TOKEN__"
+#: Sent by the edge (ops/edge): answer with the placeholder in place of the token, so one cached
+#: playlist serves every viewer; the edge writes each viewer's own token into it.
+TEMPLATE_HEADER = "X-Camlog-Token-Template"
 _M3U8 = "application/vnd.apple.mpegurl"
 
 
@@ -75,6 +78,10 @@ def _size(v: LiveView | None) -> int:
 async def load_manifest(ctx: Context, sid: str) -> LiveView | None:
     """The live view through the cache, kept about half a target duration; while Cassandra is
     unreachable, the last one read (``stale``), if this instance has one."""
+    hit = ctx.cache.cached(("live", sid))
+    if hit is not None:  # the common case: no task, no timer, no closure per request
+        return hit
+
     async def load() -> LiveView | None:
         import json
 
@@ -114,8 +121,10 @@ STALE_AFTER_S = 1.0
 
 
 def _respond(request: web.Request, template: str, cache_control: str) -> web.Response:
-    token = request.get(TOKEN, "")
-    body = template.replace(_MARK, quote(token, safe="")).encode()
+    if request.headers.get(TEMPLATE_HEADER) == "1":
+        body = template.encode()
+    else:
+        body = template.replace(_MARK, quote(request.get(TOKEN, ""), safe="")).encode()
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": cache_control}
     inm = request.headers.get("If-None-Match")

@@ -17,6 +17,7 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?i)((?:token|secret|password)=)[^&\s\"']+"),
     re.compile(r"\bcl[dv]1\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWTs
     # user:password in a URL (camera RTSP URLs), up to the last @ before white space
     re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^\s@]*@"),
 ]

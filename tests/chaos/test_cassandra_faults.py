@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from tests.chaos.conftest import ChaosSystem, DevStack, assert_exactly_once, report
 from tests.system import get, view
 
@@ -72,7 +73,7 @@ def _recovered(system: ChaosSystem, stream: str, token: str, since: float) -> fl
 
 def _run(system: ChaosSystem, devstack: DevStack, fault: str, outage_s: float) -> None:
     s = system.settings
-    token = issue(s.keys, None, "viewer", [f"{system.prefix}*"], 3600, time.time())
+    token = issue_viewer(viewer_keys(s), [f"{system.prefix}*"], 3600, time.time())
     cam = system.start_cameras(CAMERAS, outage_s + 55)
     stream = f"{system.prefix}-cam-1"
     time.sleep(10)  # streams adopted, a few segments sealed

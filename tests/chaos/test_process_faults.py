@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import worker_ready
 from tests.chaos.conftest import assert_exactly_once, report
 from tests.clients import browser
@@ -43,7 +44,7 @@ def test_playback_restarted_while_hlsjs_plays(chaos_system):
     s = system.settings
     system.start_cameras(1, 90)
     stream = f"{system.prefix}-cam"
-    token = issue(s.keys, None, "viewer", [stream], 3600, time.time())
+    token = issue_viewer(viewer_keys(s), [stream], 3600, time.time())
     pw, chrome = browser()
     try:
         page = chrome.new_page()

@@ -10,7 +10,8 @@ import uuid
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.playback.app import Context, build_app
 from pipeline.playback.cache import ByteCache
 from pipeline.playback.events import EventSink
@@ -28,7 +29,7 @@ async def live(services):
     sid = f"herd-{uuid.uuid4().hex[:8]}"
     source = CassandraSource(services)
     sink = EventSink("127.0.0.1:1", message_timeout_ms=1000, interval_s=0.05)  # no Kafka there
-    ctx = Context(keys=services.keys, source=source, events=sink, cache=ByteCache(64 << 20))
+    ctx = Context(keys=viewer_keys(services), source=source, events=sink, cache=ByteCache(64 << 20))
     client = TestClient(TestServer(build_app(ctx)))
     await client.start_server()
     feed = Feed(sid, await asyncio.to_thread(record, 6),
@@ -40,7 +41,7 @@ async def live(services):
     now = int(time.time()) * 1_000_000
     for i in range(6):
         await feed.publish(i, now - (6 - i) * 1_000_000)
-    tok = issue(services.keys, None, "viewer", [sid], 600, time.time())
+    tok = issue_viewer(viewer_keys(services), [sid], 600, time.time())
     yield client, ctx, feed, {"Authorization": f"Bearer {tok}"}
     await client.close()
 

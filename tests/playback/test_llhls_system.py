@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import SystemRunner, http_ok, start_group_at_end, worker_ready
 from tests.clients import browser, ffmpeg_plays, ffprobe_frames, require
 from tests.system import FIGURES, free_port, get
@@ -48,7 +49,7 @@ def ll(services, tmp_path_factory):
                             "--fps", "15", "--size", "320x180", "--gop", "2",
                             "--duration", str(CAMERA_S),
                             "--bridge", f"http://{settings.bridge_addr}")
-        tok = issue(settings.keys, None, "viewer", [f"{prefix}*"], 3600, time.time())
+        tok = issue_viewer(viewer_keys(settings), [f"{prefix}*"], 3600, time.time())
         yield {"settings": settings, "runner": runner, "prefix": prefix, "a": settings.playback_addr,
                "b": second, "token": tok, "cams": cams, "worker_args": worker_args, "group": group}
     finally:

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from pipeline.auth.tokens import issue
+from pipeline.auth.keys import ephemeral_keys, viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import Child, worker_ready
 from tests.chaos.conftest import ChaosSystem, system_on
 from tests.clients import browser
@@ -54,7 +56,7 @@ def chrome() -> Iterator[Any]:
 
 
 def _token(system: ChaosSystem, *scopes: str) -> str:
-    return issue(system.settings.keys, None, "viewer", scopes, 3600, time.time())
+    return issue_viewer(viewer_keys(system.settings), scopes, 3600, time.time())
 
 
 def _open(chrome, system: ChaosSystem, stream: str, token: str, console: list[str]):
@@ -233,7 +235,7 @@ def test_dashboard_with_500_streams_pages_and_bounds_requests(chrome, tmp_path):
     from tests.playback.memsource import MemorySource
     from tests.system import free_port
 
-    keys = {"k1": b"0123456789abcdef-pages-500"}
+    keys = ephemeral_keys()
     now_us = int(time.time() * 1e6)
     src = MemorySource()
     for i in range(500):
@@ -253,7 +255,7 @@ def test_dashboard_with_500_streams_pages_and_bounds_requests(chrome, tmp_path):
                                               loop.run_forever()), daemon=True)
     thread.start()
     assert started.wait(10)
-    token = issue(keys, None, "viewer", ["cam-*"], 3600, time.time())
+    token = issue_viewer(keys, ["cam-*"], 3600, time.time())
     page = chrome.new_page(viewport={"width": 390, "height": 844})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.config import load_settings
 from tests.playback.feed import Feed, record
 
@@ -42,7 +43,7 @@ def keyed(services):
 
 
 def token(keyed, *scopes: str, ttl: float = 3600, now: float | None = None) -> str:
-    return issue(keyed.keys, None, "viewer", scopes, ttl, time.time() if now is None else now)
+    return issue_viewer(viewer_keys(keyed), scopes, ttl, time.time() if now is None else now)
 
 
 class Feeder(threading.Thread):

@@ -10,18 +10,23 @@ import subprocess
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from pipeline.auth.keys import ephemeral_keys
 from pipeline.auth.tokens import issue
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.playback.app import AccessLogger, Context, build_app
 from pipeline.playback.cache import ByteCache
 from pipeline.playback.events import EventSink
 from tests.playback.memsource import MemorySource, add_stream
 
 KEYS = {"k1": b"0123456789abcdef-playback-test"}
+VKEYS = ephemeral_keys("k1")
 T0 = 1_764_072_000_000_000
 NOW = T0 / 1e6 + 60  # the clock the service and the tokens share
 
 
 def tok(*scopes: str, ttl: float = 3600, now: float = NOW, kind: str = "viewer") -> str:
+    if kind == "viewer":
+        return issue_viewer(VKEYS, scopes or ("cam-*",), ttl, now)
     return issue(KEYS, None, kind, scopes or ("cam-*",), ttl, now)
 
 
@@ -36,7 +41,7 @@ def source() -> MemorySource:
 @pytest.fixture
 async def client(source):
     sink = EventSink("127.0.0.1:1")  # never started: events stay queued for the assertions
-    ctx = Context(keys=KEYS, source=source, events=None, now=lambda: NOW, max_range_s=3600,
+    ctx = Context(keys=VKEYS, source=source, events=None, now=lambda: NOW, max_range_s=3600,
                   max_clip_s=60, cache=ByteCache(64 << 20))
     app = build_app(ctx)
     ctx.events = sink

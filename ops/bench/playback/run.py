@@ -5,8 +5,11 @@
 Writes one stream into Cassandra (store modules, real H.264 fMP4), starts ``camlog playback``
 and an nginx (Debian package) serving the very same bytes from a temp folder with the same
 number of worker processes, then drives each URL with ``wrk`` (a separate process, keep-alive)
-and prints requests/s and p99 latency, each as a ratio to nginx. Results go to
-``ops/bench/results/playback.json``.
+and prints requests/s and p99 latency, each as a ratio to nginx. The same objects are also
+fetched through ``camlog edge`` (nginx + njs JWT check + proxy cache) in front of that origin:
+``edge_ratio`` is edge ÷ nginx from disk (goal >= 0.9), ``rps_ratio`` origin ÷ nginx (goals
+>= 0.3 playlist, >= 0.8 segment). ``--profile DIR`` records a py-spy flame graph of the origin
+per URL. Results go to ``ops/bench/results/playback.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import uuid
 from fractions import Fraction
 from pathlib import Path
 
-from pipeline.auth.tokens import issue
+from pipeline.auth.keys import viewer_keys
+from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -146,6 +150,31 @@ def _wrk(url: str, connections: int, seconds: int, threads: int) -> dict:
             "socket_errors": errors.group(0) if errors else ""}
 
 
+def _edge(work: Path, origin: str, urls: dict[str, str], workers: int,
+          env: dict[str, str]) -> tuple[subprocess.Popen, dict[str, str]]:
+    """``camlog edge`` in front of the origin; the benchmark URLs rewritten to go through it."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "edge", "--addr", f"127.0.0.1:{port}", "--origin",
+         origin, "--prefix", str(work / "edge"), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(work / "edge.log", "wb"))
+    _wait_ready(f"http://127.0.0.1:{port}/_edge/healthz")
+    return proc, {k: u.replace(f"http://{origin}", f"http://127.0.0.1:{port}")
+                  for k, u in urls.items()}
+
+
+def _profile(pid: int, url: str, args: argparse.Namespace, name: str) -> str:
+    """A py-spy flame graph of the origin while wrk loads ``url`` (the bench extra has py-spy)."""
+    args.profile.mkdir(parents=True, exist_ok=True)
+    out = args.profile / f"origin-{name}.svg"
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--duration",
+                            str(args.seconds), "--rate", "250", "--nonblocking", "-o", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wrk(url, args.connections, args.seconds, args.threads)
+    spy.wait(args.seconds + 30)
+    return str(out)
+
+
 def _median(runs: list[dict]) -> dict:
     """The run with the median requests/s (its own p99 kept with it), plus all runs."""
     ordered = sorted(runs, key=lambda r: r["rps"])
@@ -162,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-events", action="store_true", help="run camlog playback --no-events")
     ap.add_argument("--repeat", type=int, default=3,
                     help="alternate camlog/nginx runs per URL; the median run is reported")
+    ap.add_argument("--no-edge", action="store_true", help="skip the camlog edge (nginx + njs)")
+    ap.add_argument("--profile", type=Path,
+                    help="record a py-spy flame graph of the origin per URL into this folder")
     args = ap.parse_args(argv)
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -171,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     sid = f"bench-{uuid.uuid4().hex[:8]}"
     seg_id, init_id, seg_size = asyncio.run(_write_stream(settings, sid))
-    tok = issue(settings.keys, None, "viewer", [sid], 3600, time.time())
+    tok = issue_viewer(viewer_keys(settings), [sid], 3600, time.time())
     work = Path(tempfile.mkdtemp(prefix="camlog-bench-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user and must read www/
     pb_port, ng_port = _free_port(), _free_port()
@@ -181,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
          "--workers", str(args.workers)] + (["--no-events"] if args.no_events else []),
         env=env, stdout=subprocess.DEVNULL,
         stderr=open(work / "playback.log", "wb"))
-    nginx = None
+    nginx = edge = None
     try:
         base = f"http://127.0.0.1:{pb_port}/v1/streams/{sid}"
         _wait_ready(f"http://127.0.0.1:{pb_port}/readyz")
@@ -196,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         _wait_ready(f"http://127.0.0.1:{ng_port}/live.m3u8")
         static = {"playlist": f"http://127.0.0.1:{ng_port}/live.m3u8",
                   "segment": f"http://127.0.0.1:{ng_port}/seg.m4s"}
+        if not args.no_edge:  # the same objects through the edge cache, same run
+            edge, edge_urls = _edge(work, f"127.0.0.1:{pb_port}", urls, args.workers, env)
         results: dict = {"connections": args.connections, "seconds": args.seconds,
                          "workers": args.workers, "segment_bytes": seg_size,
                          "playlist_bytes": (www / "live.m3u8").stat().st_size,
@@ -210,12 +244,21 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {"camlog": camlog, "nginx": base_,
                              "rps_ratio": camlog["rps"] / base_["rps"],
                              "p99_ratio": camlog["p99_ms"] / base_["p99_ms"]}
+            if edge is not None:
+                _wrk(edge_urls[name], 8, 2, args.threads)
+                e = _median([_wrk(edge_urls[name], args.connections, args.seconds, args.threads)
+                             for _ in range(args.repeat)])
+                results[name]["edge"] = e
+                results[name]["edge_ratio"] = e["rps"] / base_["rps"]
+            if args.profile is not None:
+                results[name]["profile"] = _profile(server.pid, urls[name], args, name)
     finally:
         server.terminate()
         server.wait(10)
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
+        for proc in (nginx, edge):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(15)
     print(f"playback benchmark: {args.connections} keep-alive connections, {args.seconds} s, "
           f"{args.workers} worker(s), wrk {args.threads} thread(s), {os.cpu_count()} CPUs")
     print(f"{'':10} {'camlog rps':>11} {'p99 ms':>8} {'nginx rps':>11} {'p99 ms':>8} "
@@ -225,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:10} {r['camlog']['rps']:11.0f} {r['camlog']['p99_ms']:8.2f} "
               f"{r['nginx']['rps']:11.0f} {r['nginx']['p99_ms']:8.2f} {r['rps_ratio']:10.2f} "
               f"{r['p99_ratio']:10.2f}")
+        if "edge" in r:
+            print(f"{'  edge':10} {r['edge']['rps']:11.0f} {r['edge']['p99_ms']:8.2f} "
+                  f"{'':11} {'':8} {r['edge_ratio']:10.2f}   (edge / nginx from disk)")
     print(f"(segment {seg_size} bytes, playlist {results['playlist_bytes']} bytes; median of "
           f"{args.repeat} interleaved runs; load average before: {load_before:.1f})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

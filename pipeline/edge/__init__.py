@@ -1,0 +1,1 @@
+"""The edge cache tier: an nginx + njs cache in front of playback origins (``camlog edge``)."""
