@@ -27,18 +27,19 @@ def register(app: Any, settings: Settings) -> Any:
     def topic(name: str) -> Any:
         return app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    def mine(event: Any) -> dict | None:
+    def mine(event: Any, kind: str) -> dict | None:
         if not (event.key or b"").startswith(pre):
             return None
         try:
-            return decode_any(event.value)[1]
+            ev, record = decode_any(event.value)
         except DecodeError:
             return None
+        return record if ev.name == kind else None  # e.g. SealedPart: no view folds it
 
     @app.agent(topic("camlog.segments"), name="bench.views.segments")
     async def segments(stream: Any) -> None:
         async for event in stream.events():
-            record = mine(event)
+            record = mine(event, "SealedSegment")
             if record is not None and record["stream_id"].startswith(prefix):
                 await worker.ready()
                 await worker.handle_segment(record)
@@ -46,7 +47,7 @@ def register(app: Any, settings: Settings) -> Any:
     @app.agent(topic("camlog.sessions"), name="bench.views.sessions")
     async def sessions(stream: Any) -> None:
         async for event in stream.events():
-            record = mine(event)
+            record = mine(event, "SessionChange")
             if record is not None and record["stream_id"].startswith(prefix):
                 await worker.ready()
                 await worker.handle_session(record)
@@ -54,7 +55,7 @@ def register(app: Any, settings: Settings) -> Any:
     @app.agent(topic("camlog.frames"), name="bench.views.frames")
     async def frames(stream: Any) -> None:
         async for events in stream.take_events(500, within=0.05):
-            records = [r for r in map(mine, events) if r is not None]
+            records = [r for r in (mine(e, "FrameChunk") for e in events) if r is not None]
             if records:
                 await worker.ready()
                 await worker.handle_chunks(records)

@@ -23,7 +23,7 @@ from opentelemetry import trace
 
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
-from pipeline.events import DecodeError, decode_any, encode
+from pipeline.events import EVENTS, DecodeError, decode_any, encode
 from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
 from pipeline.store.views import ViewStore
@@ -53,8 +53,10 @@ _MANIFEST_LATENCY = _meter.create_histogram(
 _SOURCES = {"camlog.segments": "SealedSegment", "camlog.sessions": "SessionChange",
             "camlog.frames": "FrameChunk", "camlog.dlq": "DeadLetter",
             "camlog.playback": "PlaybackEvent"}
-#: Events that belong on a topic but no view folds (LL-HLS playlists follow SealedPart live).
+#: Events that belong on a topic but no view folds (LL-HLS playlists follow SealedPart live),
+#: and their current fingerprints, so the common case is skipped without decoding.
 _PASSED = {"camlog.segments": frozenset({"SealedPart"})}
+_PASSED_FP = {t: frozenset(EVENTS[n].fingerprint for n in names) for t, names in _PASSED.items()}
 
 
 class ViewWorker:
@@ -337,6 +339,8 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
         """Decode one event, or dead-letter it with the reason and return None."""
         topic_name = event.message.topic
         if prefix and not (event.key or b"").startswith(prefix):
+            return None
+        if event.value and bytes(event.value[2:10]) in _PASSED_FP.get(topic_name, ()):
             return None
         try:
             ev, record = decode_any(event.value)
