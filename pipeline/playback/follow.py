@@ -45,6 +45,7 @@ class Follower:
         self.caught_up = False
         self.events = self.errors = 0
         self._changed: dict[str, asyncio.Event] = {}
+        self.changed_at: dict[str, float] = {}  # when each tail last changed (this clock)
         self._task: asyncio.Task | None = None
         self._windows: dict[str, tuple[int, LiveWindow | None]] = {}
 
@@ -64,6 +65,11 @@ class Follower:
         tail = self.tails.get(sid)
         return (self.caught_up and tail is not None
                 and tail.seen_us >= (self.now() - self.fresh_s) * 1_000_000)
+
+    def age(self, sid: str) -> float:
+        """Seconds since the stream's tail last changed (0 when unknown)."""
+        at = self.changed_at.get(sid)
+        return 0.0 if at is None else max(0.0, self.now() - at)
 
     async def wait(self, sid: str, timeout: float) -> None:
         """Return when the stream's tail changes, or after ``timeout`` seconds."""
@@ -96,6 +102,7 @@ class Follower:
             tail = self.tails[sid] = Tail(keep=self.window_segments + 2)
         self.events += 1
         if tail.fold(ev.name, record):
+            self.changed_at[sid] = self.now()
             event = self._changed.pop(sid, None)
             if event is not None:
                 event.set()  # wakes every request waiting on this stream
@@ -105,6 +112,7 @@ class Follower:
         for sid in [s for s, t in self.tails.items() if t.seen_us < cutoff]:
             del self.tails[sid]
             self._windows.pop(sid, None)
+            self.changed_at.pop(sid, None)
 
     # -- the consumer ----------------------------------------------------------------------
     def start(self) -> None:

@@ -282,6 +282,6 @@ def add_routes(app: web.Application) -> None:
     """Register the media routes."""
     app.router.add_get("/v1/streams/{stream_id}/segments/{segment_id}.m4s", segment)
     app.router.add_get("/v1/streams/{stream_id}/init/{init_id}.mp4", init)
-    app.router.add_get(r"/v1/streams/{stream_id}/parts/{msn:\d+}.{index:\d+}.m4s", part)
+    app.router.add_get("/v1/streams/{stream_id}/parts/{msn}.{index}.m4s", part)
     app.router.add_get("/v1/streams/{stream_id}/clip.mp4", clip)
     app.router.add_get("/v1/streams/{stream_id}/thumbnail.jpg", thumbnail)

@@ -152,11 +152,32 @@ async def _live_ll(request: web.Request, ctx: Context, sid: str) -> web.Response
             extra = {"retry_after": out.retry_after} if out.retry_after else {}
             raise Problem(out.status, code, out.detail, **extra)
         break
+    request[SERVED] = "MANIFEST"
+    stalled = ctx.follower.age(sid)
+    if stalled > 3 * ctx.ll.part_target_us / 1_000_000:
+        # no new part for three part targets: the pipeline is held up (e.g. Cassandra is
+        # down); say how old this state is, and let caches keep it only briefly
+        return _stale(request, out.text, stalled)
     # A blocking answer holds the part asked for whenever it is served: caches may keep it
     # (keyed by the full query) for a target duration; a plain reload only for one part target.
     age = ctx.ll.target_duration if out.blocking else max(1, ctx.ll.part_target_us // 1_000_000)
-    request[SERVED] = "MANIFEST"
     return _respond(request, out.text, f"public, max-age={age}")
+
+
+def _stale(request: web.Request, template: str, age_s: float) -> web.Response:
+    resp = _respond(request, template, "public, max-age=1, stale-if-error=30")
+    resp.headers["Age"] = str(int(age_s))
+    return resp
+
+
+def _last_ll(request: web.Request, ctx: Context, sid: str) -> web.Response | None:
+    """Cassandra is unreachable: the last LL window this instance has, marked stale."""
+    window = ctx.follower.window(sid) if ctx.follower is not None else None
+    if window is None:
+        return None
+    text, _ = llhls.render(window, ctx.ll, _LL_URLS)
+    request[SERVED] = "MANIFEST"
+    return _stale(request, text, ctx.follower.age(sid))
 
 
 async def live(request: web.Request) -> web.Response:
@@ -167,13 +188,18 @@ async def live(request: web.Request) -> web.Response:
         resp = await _live_ll(request, ctx, sid)
         if resp is not None:
             return resp
-    view = await load_manifest(ctx, sid)
+    try:
+        view = await load_manifest(ctx, sid)
+    except StoreUnavailable:
+        resp = _last_ll(request, ctx, sid)
+        if resp is None:
+            raise
+        return resp
     if view is None:
         raise Problem(404, "unknown_stream", "no live manifest for this stream")
     age = 60 if view.row.get("ended") else max(1, view.target // 2)
     if view.stale:  # last known state: say how old, and let caches keep it only briefly
-        resp = _respond(request, view.template, "public, max-age=1, stale-if-error=30")
-        resp.headers["Age"] = str(max(0, int(ctx.now() - view.loaded)))
+        resp = _stale(request, view.template, max(0.0, ctx.now() - view.loaded))
     else:
         resp = _respond(request, view.template, f"public, max-age={age}")
     request[SERVED] = "MANIFEST"
