@@ -51,6 +51,7 @@ class Cutter:
         self.parts: list[PartCut] = []  # parts of the open segment, handed out already
         self.discontinuities = 0  # in the stream so far (EXT-X-DISCONTINUITY-SEQUENCE source)
         self._resume_planner: dict[str, Any] | None = None  # the planner's state at the last seal
+        self._last_plan: dict[str, Any] | None = None  # what it would be, were the segment to end
         self.reorder_window, self.reorder_wait_s = reorder_window, reorder_wait_s
         self._now = now
         self.sequence = 0  # next segment's sequence number

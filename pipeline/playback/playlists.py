@@ -63,8 +63,8 @@ def _part_url(msn: int, index: int) -> str:
     return f"parts/{msn}.{index}.m4s?token={_MARK}"
 
 
-_LL_URLS = llhls.Urls(segment=lambda s: f"segments/{s.segment_id}.m4s?token={_MARK}",
-                      part=_part_url, init=lambda i: f"init/{i}.mp4?token={_MARK}")
+_LL_URLS = llhls.Urls(segment=lambda s: _seg_url({"segment_id": s.segment_id}),
+                      part=_part_url, init=lambda i: _init_url(i))
 
 
 def _init_url(init_id: str) -> str:
