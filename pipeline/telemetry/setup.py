@@ -57,7 +57,7 @@ def setup(service: str, settings: Settings, metrics_port: int | None = None,
 
         readers.append(PrometheusMetricReader())
         if port:
-            start_http_server(port, addr="127.0.0.1")
+            start_http_server(port, addr=settings.metrics_host)
     trace.set_tracer_provider(tp)
     mp = MeterProvider(resource=resource, metric_readers=readers)
     metrics.set_meter_provider(mp)
