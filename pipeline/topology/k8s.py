@@ -92,7 +92,11 @@ def kafka_resources(specs: Sequence[TopicSpec], cluster: KafkaCluster) -> list[d
         "spec": {
             "kafka": {
                 "version": cluster.version, "metadataVersion": cluster.metadata_version,
-                "listeners": [{"name": "plain", "port": 9092, "type": "internal", "tls": False}],
+                # camlog's clients have no Kafka credentials (Settings has none): the listener
+                # admits only camlog's own pods (Strimzi renders the NetworkPolicy).
+                "listeners": [{"name": "plain", "port": 9092, "type": "internal", "tls": False,
+                               "networkPolicyPeers": [{"podSelector": {"matchLabels": {
+                                   "app.kubernetes.io/part-of": "camlog"}}}]}],
                 "config": dict(config),
                 "rack": {"topologyKey": "topology.kubernetes.io/zone"},
             },
