@@ -66,7 +66,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--cassandra-only", action="store_true")
         p.add_argument("--into", metavar="KEYSPACE", help="another keyspace (e.g. for a rebuild)")
         p.set_defaults(func=fn)
-    k = sub.add_parser("k8s", help="write Strimzi Kafka/KafkaTopic manifests for topology/kafka.toml")
+    k = sub.add_parser("k8s", help="write Strimzi Kafka/KafkaTopic manifests of topology/kafka.toml")
     k.add_argument("--out", type=Path, default=ROOT / "ops" / "k8s" / "generated")
     k.add_argument("--brokers", type=int, default=3, help="broker count (caps replication)")
     k.add_argument("--check", action="store_true", help="exit 1 when the files in --out differ")

@@ -1,4 +1,4 @@
-"""Strimzi resources for ``topology/kafka.toml``: the KRaft cluster and one ``KafkaTopic`` per topic.
+"""Strimzi resources for ``topology/kafka.toml``: the KRaft cluster, one ``KafkaTopic`` per topic.
 
 Pure: specs in, manifests (dicts and YAML text) out. ``camlog topology k8s --out DIR`` writes
 them; ``ops/k8s/generated/`` holds the committed copy and a test fails when it differs.
@@ -54,6 +54,12 @@ def topic_resource(spec: TopicSpec, cluster: KafkaCluster) -> dict[str, Any]:
     }
 
 
+_RESOURCES = {
+    "broker": {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}},
+    "controller": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}},
+}
+
+
 def _pool(cluster: KafkaCluster, role: str, replicas: int, size: str) -> dict[str, Any]:
     return {
         "apiVersion": API, "kind": "KafkaNodePool",
@@ -63,9 +69,7 @@ def _pool(cluster: KafkaCluster, role: str, replicas: int, size: str) -> dict[st
             "storage": {"type": "jbod", "volumes": [{
                 "id": 0, "type": "persistent-claim", "size": size, "deleteClaim": False,
                 "kraftMetadata": "shared"}]},
-            "resources": ({"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
-                          if role == "broker" else
-                          {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}),
+            "resources": _RESOURCES[role],
         },
     }
 

@@ -84,7 +84,7 @@ def crd_validator(key: tuple[str, str]) -> jsonschema.protocols.Validator | None
 
 
 def validate(doc: dict[str, Any]) -> None:
-    """Raise ``InvalidManifest`` unless ``doc`` is a valid resource of a kind we have a schema for."""
+    """Raise ``InvalidManifest`` unless ``doc`` is a valid resource of a kind with a schema."""
     key = (doc.get("apiVersion", ""), doc.get("kind", ""))
     if not all(key):
         raise InvalidManifest("a manifest needs apiVersion and kind")

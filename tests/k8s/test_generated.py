@@ -1,4 +1,4 @@
-"""The Strimzi resources generated from topology/kafka.toml: committed copy current, content right."""
+"""Strimzi resources generated from topology/kafka.toml: the committed copy is current and right."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def test_cluster_defaults_come_from_the_topology() -> None:
     assert config["auto.create.topics.enable"] is False
     assert config["min.insync.replicas"] == max(int(s.config["min.insync.replicas"]) for s in specs)
     # The broker must accept the biggest record any topic allows (the DLQ's).
-    assert config["message.max.bytes"] >= max(int(s.config.get("max.message.bytes", 0)) for s in specs)
+    biggest = max(int(s.config.get("max.message.bytes", 0)) for s in specs)
+    assert config["message.max.bytes"] >= biggest
 
 
 def _run(*args: str) -> int:
@@ -93,7 +94,8 @@ def test_any_declared_topic_makes_a_valid_kafka_topic(name: str, partitions: int
     validate(doc)
     assert doc["spec"]["topicName"] == name and "." not in doc["metadata"]["name"]
     assert doc["spec"]["replicas"] == min(rf, brokers)
-    assert 1 <= int(doc["spec"]["config"]["min.insync.replicas"]) <= max(1, doc["spec"]["replicas"] - 1)
+    isr_out = int(doc["spec"]["config"]["min.insync.replicas"])
+    assert 1 <= isr_out <= max(1, doc["spec"]["replicas"] - 1)
 
 
 def test_a_broken_generated_topic_is_refused() -> None:

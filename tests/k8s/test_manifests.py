@@ -57,7 +57,8 @@ _BREAKAGES = [
     ("Deployment", "camlog-worker", "wrong type", lambda d: d["spec"].update(replicas="three")),
     ("HorizontalPodAutoscaler", "camlog-worker", "missing target",
      lambda d: d["spec"]["metrics"][0]["external"].pop("target")),
-    ("PodDisruptionBudget", "camlog-edge", "unknown field", lambda d: d["spec"].update(maxUnavail=1)),
+    ("PodDisruptionBudget", "camlog-edge", "unknown field",
+     lambda d: d["spec"].update(maxUnavail=1)),
     ("KafkaTopic", "camlog-frames", "wrong type", lambda d: d["spec"].update(partitions="six")),
     ("Kafka", "camlog", "unknown listener type",
      lambda d: d["spec"]["kafka"]["listeners"][0].update(type="public")),
@@ -69,7 +70,8 @@ _BREAKAGES = [
 ]
 
 
-@pytest.mark.parametrize("kind,name,what,breakage", _BREAKAGES, ids=[f"{b[0]}-{b[2]}" for b in _BREAKAGES])
+@pytest.mark.parametrize("kind,name,what,breakage", _BREAKAGES,
+                         ids=[f"{b[0]}-{b[2]}" for b in _BREAKAGES])
 def test_an_invalid_manifest_is_refused(kind: str, name: str, what: str, breakage: Any) -> None:
     doc = copy.deepcopy(_find(kind, name))
     validate(doc)
@@ -94,8 +96,9 @@ def test_every_service_has_deployment_service_hpa_pdb() -> None:
             hpa["spec"]["minReplicas"])
     for svc in _kinds("Service"):
         dep = _find("Deployment", svc["metadata"]["name"])
-        assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
-        ports = {p["name"] for c in dep["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        pod = dep["spec"]["template"]
+        assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+        ports = {p["name"] for c in pod["spec"]["containers"] for p in c["ports"]}
         assert {p["targetPort"] for p in svc["spec"]["ports"]} <= ports
 
 
@@ -268,15 +271,15 @@ def test_worker_never_outnumbers_partitions() -> None:
 
 
 def test_canary_is_its_own_group_in_a_shadow_keyspace() -> None:
-    prod = _find("Deployment", "camlog-worker")["spec"]["template"]["spec"]["containers"][0]
-    canary = _find("Deployment", "camlog-worker-canary")["spec"]["template"]["spec"]["containers"][0]
+    prod, canary = (_find("Deployment", n)["spec"]["template"]["spec"]["containers"][0]
+                    for n in ("camlog-worker", "camlog-worker-canary"))
     p_args, c_args = prod["args"], canary["args"]
     assert c_args[c_args.index("--app-id") + 1] != p_args[p_args.index("--app-id") + 1]
     assert load_settings(_env(canary)[0]).keyspace != load_settings(_env(prod)[0]).keyspace
     # It must not publish into the production log: views only, never the segmenter.
     assert c_args[c_args.index("--only") + 1] == "pipeline.agents.views"
-    shadow = _find("Job", "camlog-topology-apply-shadow")["spec"]["template"]["spec"]["containers"][0]
-    assert shadow["args"][shadow["args"].index("--into") + 1] == load_settings(_env(canary)[0]).keyspace
+    job = _find("Job", "camlog-topology-apply-shadow")["spec"]["template"]["spec"]["containers"][0]
+    assert job["args"][job["args"].index("--into") + 1] == load_settings(_env(canary)[0]).keyspace
 
 
 def test_replication_matches_the_cassandra_datacenters() -> None:

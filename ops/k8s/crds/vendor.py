@@ -1,4 +1,4 @@
-"""Vendor a CRD's OpenAPI v3 schema as JSON for offline validation (``tests/test_k8s_manifests.py``).
+"""Vendor a CRD's OpenAPI v3 schema as JSON for offline validation (``tests/k8s/``).
 
 Usage: ``python ops/k8s/crds/vendor.py CRD.yaml VERSION OUT.json`` with the released CRD YAML
 (Strimzi ``packaging/install/cluster-operator/04x-Crd-*.yaml``, k8ssandra-operator
