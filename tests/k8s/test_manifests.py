@@ -193,12 +193,18 @@ def test_probes_hit_the_services_real_endpoints() -> None:
                 assert _port(c, "metrics") == s.metrics_port
 
 
-def test_resources_are_bounded() -> None:
-    for name, c in _containers():
-        res = c["resources"]
-        assert {"cpu", "memory"} <= set(res["requests"]), name
-        assert "memory" in res["limits"], name
-        assert c["securityContext"]["readOnlyRootFilesystem"] is True, name
+def test_pods_are_bounded_and_meet_the_restricted_pod_security_standard() -> None:
+    for name, template in _pod_specs():
+        pod = template["spec"]["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        for c in template["spec"]["containers"]:
+            res = c["resources"]
+            assert {"cpu", "memory"} <= set(res["requests"]), name
+            assert "memory" in res["limits"], name
+            sec = c["securityContext"]
+            assert sec["allowPrivilegeEscalation"] is False, name
+            assert sec["capabilities"] == {"drop": ["ALL"]}, name
+            assert sec["readOnlyRootFilesystem"] is True, name
 
 
 def test_every_pod_may_reach_kafka() -> None:
