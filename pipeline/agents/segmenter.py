@@ -107,7 +107,7 @@ class Segmenter:
         self.inflight: set[asyncio.Task] = set()
         self.acks = AckBook()
         self.lag: dict[Hashable, int] = {}
-        self.lag_at: dict[Hashable, float] = {}  # partition -> Kafka time (s) of the newest event read
+        self.lag_at: dict[Hashable, float] = {}  # partition -> Kafka time (s) of newest event read
         self._inits: dict[str, InitSegment] = {}
         self._part_sizes: dict[str, dict[str, int]] = defaultdict(dict)  # stream -> part id
         self._written_inits: set[tuple[str, str]] = set()

@@ -273,7 +273,8 @@ class ViewWorker:
             for row in rows:
                 sid = row["stream_id"]
                 cached = self.devices.get(sid)
-                online = cached.online if cached is not None else ds.effective_online(row, now_us, self.idle_us)
+                online = (cached.online if cached is not None
+                          else ds.effective_online(row, now_us, self.idle_us))
                 fleet["online" if online else "offline"] += 1
                 if cached is not None:
                     continue
