@@ -22,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from pipeline.agents.acks import AckBook
+from pipeline.agents.lag import lag_clock
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
@@ -107,7 +108,6 @@ class Segmenter:
         self.inflight: set[asyncio.Task] = set()
         self.acks = AckBook()
         self.lag: dict[Hashable, int] = {}
-        self.lag_at: dict[Hashable, float] = {}  # partition -> Kafka time (s) of newest event read
         self._inits: dict[str, InitSegment] = {}
         self._part_sizes: dict[str, dict[str, int]] = defaultdict(dict)  # stream -> part id
         self._written_inits: set[tuple[str, str]] = set()
@@ -115,21 +115,11 @@ class Segmenter:
         _meter.create_observable_gauge(
             "camlog_segmenter_lag", callbacks=[self._observe_lag],
             description="messages behind the partition's high watermark")
-        _meter.create_observable_gauge(
-            "camlog_segmenter_lag_seconds", unit="s", callbacks=[self._observe_lag_seconds],
-            description="while messages wait: age of the newest event read (0 when caught up)")
 
     def _observe_lag(self, _options: Any) -> list:
         from opentelemetry.metrics import Observation
 
         return [Observation(v, {"partition": str(tp)}) for tp, v in list(self.lag.items())]
-
-    def _observe_lag_seconds(self, _options: Any) -> list:
-        from opentelemetry.metrics import Observation
-
-        now = self.now()
-        return [Observation(max(0.0, now - at) if self.lag.get(tp, 0) > 0 else 0.0,
-                            {"partition": str(tp)}) for tp, at in list(self.lag_at.items())]
 
     async def start(self) -> None:
         """Connect the store (once)."""
@@ -162,15 +152,8 @@ class Segmenter:
                                 None if lag is None else {tp: lag})
 
     async def handle_batch(self, batch: Sequence[Delivery],
-                           lag: Mapping[Hashable, int] | None = None,
-                           read_at: Mapping[Hashable, float] | None = None) -> None:
-        """Process consecutive camlog.frames events: one span, one seal task per stream.
-
-        ``lag`` is messages behind per partition, ``read_at`` the Kafka time (s) of the batch's
-        newest event per partition: together the consumer lag in seconds.
-        """
-        if read_at:
-            self.lag_at.update(read_at)
+                           lag: Mapping[Hashable, int] | None = None) -> None:
+        """Process consecutive camlog.frames events: one span, one seal task per stream."""
         try:
             await self._handle_batch(batch, lag)
         except asyncio.CancelledError:
@@ -260,7 +243,6 @@ class Segmenter:
         for tp in tps:
             self.acks.drop(tp)
             self.lag.pop(tp, None)
-            self.lag_at.pop(tp, None)
 
     def _forget(self, sid: str) -> None:
         self.key_traces.pop(sid, None)
@@ -456,6 +438,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
     seg = Segmenter(settings, SegmentStore(settings), publish, ack=lambda e: e.ack(), now=now,
                     stream_prefix=getattr(app, "camlog_stream_prefix", ""))
     frames = app.topic("camlog.frames", key_serializer="raw", value_serializer="raw")
+    clock = lag_clock(app)
 
     @app.agent(frames, name="segmenter")
     async def segmenter_agent(stream: Any) -> None:
@@ -471,10 +454,8 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
                     lag[tp] = app.consumer.highwater(tp) - offset - 1
                 except Exception:  # noqa: BLE001 - highwater unknown right after assignment
                     pass
-            # Faust's message timestamp is the Kafka (producer create) time in seconds
-            read_at = {e.message.tp: e.message.timestamp for e in events
-                       if getattr(e.message, "timestamp", None)}
-            await seg.handle_batch(batch, lag, read_at)
+            await seg.handle_batch(batch, lag)
+            clock.read("segmenter", events)
 
     @app.timer(interval=1.0)
     async def segmenter_tick() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from pipeline.agents.lag import lag_clock
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import EVENTS, DecodeError, decode_any, encode
@@ -349,6 +350,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
 
     # like the segmenter, honour the app's stream prefix (canaries, benchmarks on shared topics)
     prefix = str(getattr(app, "camlog_stream_prefix", "") or "").encode()
+    clock = lag_clock(app)
 
     async def decoded(view: str, event: Any) -> dict[str, Any] | None:
         """Decode one event, or dead-letter it with the reason and return None."""
@@ -428,6 +430,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
                     await handle(events)
                     for e in events:
                         e.ack()
+                    clock.read(f"views.{view}", events)
         except Exception as exc:
             worker.fail(exc, f"views.{view}")
             raise
@@ -474,6 +477,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
                 worker.add_hit(record["event_id"], record, event.message.partition)
                 _EVENTS.add(1, {"view": "playback"})
                 _LAG.record(_lag_ms(event, now()), {"view": "playback"})
+                clock.read("views.playback", (event,))
                 seen += 1
                 if seen % 1000 == 0:
                     worker.evict(event.message.partition)
