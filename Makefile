@@ -6,8 +6,10 @@ CAMLOG := $(VENV)/bin/camlog
 # Debian packages camlog and its tests use, as binary:package. ffmpeg/ffprobe (independent
 # client checks), chromium (headless playback test), nginx + wrk (serving baseline for the
 # benchmarks; with njs, the edge cache tier), Java 17 + Maven (Kafka and Cassandra from Maven Central), npm (hls.js).
+# promtool (ops/prometheus rule checks and unit tests) comes with the prometheus server package,
+# whose service Debian starts on install: `apt` stops and disables it again (tests need no server).
 APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-17-jre-headless mvn:maven npm:npm \
-  /usr/lib/nginx/modules/ngx_http_js_module.so:libnginx-mod-http-js
+  /usr/lib/nginx/modules/ngx_http_js_module.so:libnginx-mod-http-js promtool:prometheus
 # GStreamer's RTSP server under Debian's python3 (RTSP pull tests, ops/rtsp/testserver.py): test
 # pattern, x264 (ugly), x265 (bad). No binary to probe, so each is checked with dpkg -s.
 APT_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
@@ -24,7 +26,9 @@ apt:
 	  echo "installing Debian packages:$$pkgs"; \
 	  SUDO=$$( [ $$(id -u) = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$pkgs; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$pkgs && \
+	  if [[ " $$pkgs " == *" prometheus "* && -d /run/systemd/system ]]; then \
+	    $$SUDO systemctl disable --now prometheus; fi; \
 	fi
 
 python: $(VENV)/.installed

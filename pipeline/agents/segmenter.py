@@ -22,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from pipeline.agents.acks import AckBook
+from pipeline.agents.lag import lag_clock
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
@@ -437,6 +438,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
     seg = Segmenter(settings, SegmentStore(settings), publish, ack=lambda e: e.ack(), now=now,
                     stream_prefix=getattr(app, "camlog_stream_prefix", ""))
     frames = app.topic("camlog.frames", key_serializer="raw", value_serializer="raw")
+    clock = lag_clock(app)
 
     @app.agent(frames, name="segmenter")
     async def segmenter_agent(stream: Any) -> None:
@@ -453,6 +455,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
                 except Exception:  # noqa: BLE001 - highwater unknown right after assignment
                     pass
             await seg.handle_batch(batch, lag)
+            clock.read("segmenter", events)
 
     @app.timer(interval=1.0)
     async def segmenter_tick() -> None:

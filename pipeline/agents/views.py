@@ -21,6 +21,7 @@ from typing import Any
 
 from opentelemetry import trace
 
+from pipeline.agents.lag import lag_clock
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import EVENTS, DecodeError, decode_any, encode
@@ -49,6 +50,7 @@ _LAG = _meter.create_histogram("camlog_view_lag", unit="ms",
 _MANIFEST_LATENCY = _meter.create_histogram(
     "camlog_view_manifest_latency", unit="ms",
     description="time from a SealedSegment's Kafka timestamp to its live_manifest row written")
+_FLEET_STATES = ("online", "offline")
 
 _SOURCES = {"camlog.segments": "SealedSegment", "camlog.sessions": "SessionChange",
             "camlog.frames": "FrameChunk", "camlog.dlq": "DeadLetter",
@@ -82,6 +84,15 @@ class ViewWorker:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(128)
         self._last_stored_sweep = 0.0
+        self.fleet: dict[str, int] = {}  # state -> streams, as of the last stored sweep
+        _meter.create_observable_gauge(
+            "camlog_view_devices", callbacks=[self._observe_fleet],
+            description="streams in device_state by state, counted by the periodic stored sweep")
+
+    def _observe_fleet(self, _options: Any) -> list:
+        from opentelemetry.metrics import Observation
+
+        return [Observation(n, {"state": state}) for state, n in list(self.fleet.items())]
 
     def now_us(self) -> int:
         """The injected clock in µs."""
@@ -256,13 +267,17 @@ class ViewWorker:
         if self.now() - self._last_stored_sweep < max(30.0, self.settings.idle_timeout_s):
             return
         self._last_stored_sweep = self.now()
-        paging = None
+        paging, fleet = None, dict.fromkeys(_FLEET_STATES, 0)
         while True:  # streams whose worker died before marking them offline
             rows, paging = await _stored(lambda p=paging: self.store.list_streams(500, p),
                                          "list_streams")
             for row in rows:
                 sid = row["stream_id"]
-                if sid in self.devices:
+                cached = self.devices.get(sid)
+                online = (cached.online if cached is not None
+                          else ds.effective_online(row, now_us, self.idle_us))
+                fleet["online" if online else "offline"] += 1
+                if cached is not None:
                     continue
                 st = ds.DeviceState.from_row(row, sid)
                 off = ds.expire(st, now_us, self.idle_us)
@@ -272,6 +287,7 @@ class ViewWorker:
                                       lambda: self.store.write_device(sid, cols, ts))
             if not paging:
                 break
+        self.fleet = fleet
 
     def add_hit(self, event_id: str, record: dict[str, Any], partition: int) -> bool:
         """Keep a playback hit (call inside the agent: the table write needs the event)."""
@@ -334,6 +350,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
 
     # like the segmenter, honour the app's stream prefix (canaries, benchmarks on shared topics)
     prefix = str(getattr(app, "camlog_stream_prefix", "") or "").encode()
+    clock = lag_clock(app)
 
     async def decoded(view: str, event: Any) -> dict[str, Any] | None:
         """Decode one event, or dead-letter it with the reason and return None."""
@@ -413,6 +430,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
                     await handle(events)
                     for e in events:
                         e.ack()
+                    clock.read(f"views.{view}", events)
         except Exception as exc:
             worker.fail(exc, f"views.{view}")
             raise
@@ -459,6 +477,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
                 worker.add_hit(record["event_id"], record, event.message.partition)
                 _EVENTS.add(1, {"view": "playback"})
                 _LAG.record(_lag_ms(event, now()), {"view": "playback"})
+                clock.read("views.playback", (event,))
                 seen += 1
                 if seen % 1000 == 0:
                     worker.evict(event.message.partition)
