@@ -95,6 +95,7 @@ def test_no_zero_instances_for_nonzero_load(fleet):
 def test_constants_match_the_declared_topology():
     kafka = tomllib.loads((ROOT / "topology" / "kafka.toml").read_text())
     assert kafka["defaults"]["replication_factor"] == cap.KAFKA_RF
+    assert kafka["defaults"]["partitions"] == cap.KAFKA_PARTITIONS
     frames_ms = int(kafka["topics"]["camlog.frames"]["config"]["retention.ms"])
     assert frames_ms == cap.FRAMES_RETENTION_DAYS * 86_400_000
     tables = tomllib.loads((ROOT / "topology" / "cassandra.toml").read_text())["tables"]
@@ -165,6 +166,17 @@ def test_cli_json_is_the_plan(monkeypatch, tmp_path, capsys):
     assert {d["key"]: d["value"] for d in doc["lines"]} == {
         line.key: line.value for line in expected.lines}
     assert doc["fleet"]["cameras"] == 500 and doc["results"] == LATEST["stamp"]
+
+
+def test_update_rewrites_a_stale_block_in_place(monkeypatch, tmp_path, capsys):
+    doc = tmp_path / "design.md"
+    doc.write_text("a\n<!-- capacity:begin -->\nstale\n<!-- capacity:end -->\nb\n")
+    code, out, _ = _camlog(monkeypatch, tmp_path, capsys, "--update", str(doc))
+    assert code == 0 and "updated" in out
+    expected = render(cap.plan(FIG, cap.Fleet()), "markdown")
+    assert doc.read_text() == f"a\n<!-- capacity:begin -->\n{expected}<!-- capacity:end -->\nb\n"
+    code, out, _ = _camlog(monkeypatch, tmp_path, capsys, "--update", str(doc))
+    assert code == 0 and "up to date" in out
 
 
 def test_text_and_markdown_list_every_line():

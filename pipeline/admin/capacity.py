@@ -23,6 +23,8 @@ __all__ = ["Fleet", "Figures", "Line", "Plan", "Resolution", "figures_from", "pa
 HEADROOM = 0.5
 # Kafka topic replication: topology/kafka.toml [defaults] replication_factor (checked by a test).
 KAFKA_RF = 3
+# Partitions of a topic unless it says otherwise: topology/kafka.toml [defaults] (checked by a test).
+KAFKA_PARTITIONS = 6
 # camlog.frames retention: topology/kafka.toml retention.ms 604800000 (checked by a test).
 FRAMES_RETENTION_DAYS = 7
 # Cassandra replicas per DC in production: README "Multi-region" (`dc1:3,dc2:3`).
@@ -296,9 +298,10 @@ def plan(fig: Figures, fleet: Fleet) -> Plan:
         f"{fig.sources['kafka']} ({fig.kafka_mb_s:.0f} MB/s in and out of one broker)")
     per_partition = fig.kafka_mb_s / fig.kafka_partitions
     add(s, "frames_partitions",
-        max(workers, math.ceil(region_mb / per_partition - 1e-9) if region_mb else 0),
+        max(workers, math.ceil(region_mb / per_partition - 1e-9), KAFKA_PARTITIONS)
+        if region_mb else 0,
         "partitions", f"max(workers, region MB/s / {per_partition:.1f} MB/s: the raw figure "
-        f"over its {fig.kafka_partitions} partitions)")
+        f"over its {fig.kafka_partitions} partitions, topology default {KAFKA_PARTITIONS})")
     # Every DC receives every write: the whole fleet, CASSANDRA_RF copies.
     ccores = cams * core["cassandra"] * CASSANDRA_RF
     add(s, "cassandra_nodes_per_dc",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 from pathlib import Path
 
 from pipeline.admin import capacity as cap
 from pipeline.config import Settings
 from pipeline.errors import CliError
 
-__all__ = ["DEFAULT_RESULTS", "load_figures", "register", "render"]
+__all__ = ["DEFAULT_RESULTS", "load_figures", "refresh_blocks", "register", "render"]
 
 DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "ops" / "bench" / "results" / "latest.json"
 
@@ -68,14 +70,51 @@ def render(p: cap.Plan, fmt: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    fleet = cap.Fleet(
+# A generated block: <!-- capacity[:NAME]:begin [ARGS] --> ... <!-- capacity[:NAME]:end -->,
+# where ARGS are `camlog capacity` flags (the reference fleet when empty).
+_BLOCK = re.compile(r"(?P<begin><!-- capacity(?P<name>(?::[\w-]+)?):begin(?P<args>[^>]*?)-->\n)"
+                    r"(?P<body>.*?)(?P<end><!-- capacity(?P=name):end -->)", re.S)
+
+
+def refresh_blocks(text: str, figures: cap.Figures) -> str:
+    """``text`` with every generated capacity block recomputed (pure)."""
+    def one(m: re.Match) -> str:
+        parser = argparse.ArgumentParser(prog="capacity", exit_on_error=False)
+        register(parser)
+        try:
+            args, extra = parser.parse_known_args(shlex.split(m["args"]))
+        except argparse.ArgumentError as exc:
+            raise CliError(f"bad capacity block arguments {m['args'].strip()!r}: {exc}") from exc
+        if extra:
+            raise CliError(f"bad capacity block arguments {m['args'].strip()!r}: {extra}")
+        body = render(cap.plan(figures, _fleet(args)), "markdown")
+        return f"{m['begin']}{body}{m['end']}"
+    return _BLOCK.sub(one, text)
+
+
+def _fleet(args: argparse.Namespace) -> cap.Fleet:
+    return cap.Fleet(
         cameras=args.cameras, mix=cap.parse_mix(args.resolution_mix),
         viewers_per_day=args.viewers, retention_days=args.retention_days, regions=args.regions,
         session_s=args.session_s, vod_share=args.vod_share,
         viewers_per_stream=args.viewers_per_stream, duty_cycle=args.duty_cycle,
         node_disk_tb=args.node_disk_tb)
-    print(render(cap.plan(load_figures(Path(args.results)), fleet), args.format), end="")
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    figures = load_figures(Path(args.results))
+    if args.update:
+        path = Path(args.update)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc}") from exc
+        new = refresh_blocks(text, figures)
+        if new != text:
+            path.write_text(new)
+        print(f"{path}: {'updated' if new != text else 'up to date'}")
+        return 0
+    print(render(cap.plan(figures, _fleet(args)), args.format), end="")
     return 0
 
 
@@ -102,4 +141,6 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=str(DEFAULT_RESULTS),
                    help="latest.json of a benchmark run (llhls.json is read beside it)")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    p.add_argument("--update", metavar="FILE",
+                   help="recompute the <!-- capacity:begin ARGS --> blocks of FILE (docs/design.md)")
     p.set_defaults(func=_run)
