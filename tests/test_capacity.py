@@ -154,7 +154,8 @@ def test_results_without_capacity_are_refused(monkeypatch, tmp_path, capsys):
     doc["system"] = {k: v for k, v in LATEST["system"].items() if k != "capacity"}
     (tmp_path / "latest.json").write_text(json.dumps(doc))
     (tmp_path / "llhls.json").write_text((DEFAULT_RESULTS.parent / "llhls.json").read_text())
-    code, _, err = _camlog(monkeypatch, tmp_path, capsys, "--results", str(tmp_path / "latest.json"))
+    results = str(tmp_path / "latest.json")
+    code, _, err = _camlog(monkeypatch, tmp_path, capsys, "--results", results)
     assert code == 2 and "system.capacity" in err
 
 

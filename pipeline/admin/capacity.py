@@ -23,7 +23,7 @@ __all__ = ["Fleet", "Figures", "Line", "Plan", "Resolution", "figures_from", "pa
 HEADROOM = 0.5
 # Kafka topic replication: topology/kafka.toml [defaults] replication_factor (checked by a test).
 KAFKA_RF = 3
-# Partitions of a topic unless it says otherwise: topology/kafka.toml [defaults] (checked by a test).
+# Default partitions per topic: topology/kafka.toml [defaults] partitions (checked by a test).
 KAFKA_PARTITIONS = 6
 # camlog.frames retention: topology/kafka.toml retention.ms 604800000 (checked by a test).
 FRAMES_RETENTION_DAYS = 7
@@ -277,15 +277,15 @@ def plan(fig: Figures, fleet: Fleet) -> Plan:
                "TB", f"x retention x TWCS headroom {twcs:.3f} (2 windows + gc_grace)")
     add(s, "cassandra_disk_tb_all_dcs", disk * fleet.regions, "TB", "x regions")
     add(s, "kafka_disk_tb_per_region", day * FRAMES_RETENTION_DAYS * KAFKA_RF, "TB",
-                "camlog.frames: whole fleet (local + mirrored) x 7 days x KAFKA_RF")
+        "camlog.frames: whole fleet (local + mirrored) x 7 days x KAFKA_RF")
 
     s = f"Per region (of {fleet.regions}; sized to carry {share:.0%} of the fleet)"
     rcams = cams * share
     region_mb = mb_s * share
     core = {p: per_cam(lambda r, p=p: r.core_per_camera.get(p, 0.0))
-            for p in ("bridge", "worker", "cassandra", "kafka-1")}
+            for p in ("bridge", "worker", "cassandra")}
     add(s, "bridge_processes", _n(rcams * core["bridge"], 1), "1-core processes",
-                  cap + ": cpu_pct.bridge / cameras")
+        cap + ": cpu_pct.bridge / cameras")
     workers = add(s, "worker_processes", _n(rcams * core["worker"], 1), "1-core processes",
                   cap + ": cpu_pct.worker / cameras")
     # Every region's brokers store the whole fleet (local + mirrored topics) at KAFKA_RF; they

@@ -142,5 +142,5 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="latest.json of a benchmark run (llhls.json is read beside it)")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.add_argument("--update", metavar="FILE",
-                   help="recompute the <!-- capacity:begin ARGS --> blocks of FILE (docs/design.md)")
+                   help="recompute FILE's <!-- capacity:begin ARGS --> blocks (docs/design.md)")
     p.set_defaults(func=_run)
