@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("pipeline.edge.cli", "run the nginx edge cache in front of playback"),
     "replay": ("pipeline.replay.cli", "export, rebuild, verify or time-travel the event log"),
     "topics": ("pipeline.admin.cli", "describe topics, lag, add partitions, rebalance"),
+    "capacity": ("pipeline.admin.capacity_cli", "plan a deployment for a fleet from benchmark results"),
     "demo": ("pipeline.demo", "run the whole system with simulated cameras"),
 }
 
