@@ -38,11 +38,12 @@ def register(app: Any, settings: Settings) -> Any:
 
     @app.agent(topic("camlog.segments"), name="bench.views.segments")
     async def segments(stream: Any) -> None:
-        async for event in stream.events():
-            record = mine(event, "SealedSegment")
-            if record is not None and record["stream_id"].startswith(prefix):
+        # batches, as the real segments agent takes them: one window write per stream and batch
+        async for events in stream.take_events(1000, within=0.005):
+            records = [r for r in (mine(e, "SealedSegment") for e in events) if r is not None]
+            if records:
                 await worker.ready()
-                await worker.handle_segment(record)
+                await worker.handle_segments(records)
 
     @app.agent(topic("camlog.sessions"), name="bench.views.sessions")
     async def sessions(stream: Any) -> None:

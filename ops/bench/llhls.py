@@ -38,6 +38,8 @@ class _PartTimes(threading.Thread):
         super().__init__(daemon=True)
         self.bootstrap, self.prefix = bootstrap, prefix.encode()
         self.capture: dict[tuple[str, int, int], int] = {}
+        # where the time goes: ingest of its last frame, stored (sealed_time), on the log (µs)
+        self.stages: dict[tuple[str, int, int], tuple[int, int, int]] = {}
         self.stop = threading.Event()
         self.ready = threading.Event()
 
@@ -58,8 +60,10 @@ class _PartTimes(threading.Thread):
                         continue
                     ev, r = decode_any(m.value())
                     if ev.name == "SealedPart":
-                        self.capture[(r["stream_id"], r["sequence"], r["part"])] = \
-                            r["producer_start"]
+                        key = (r["stream_id"], r["sequence"], r["part"])
+                        self.capture[key] = r["producer_start"]
+                        self.stages[key] = (r["ingest_end"], r["sealed_time"],
+                                            m.timestamp()[1] * 1000)
         finally:
             c.close()
 
@@ -91,6 +95,10 @@ async def _viewer(base: str, sid: str, token: str, until: Callable[[], bool],
                 seen.setdefault((sid, int(m.group(1)), int(m.group(2))), t if primed else None)
             primed = True
             query = {"token": token, "_HLS_msn": hint.group(1), "_HLS_part": hint.group(2)}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
 
 
 def part_latency_run(system: BenchSystem, spec: TrialSpec, report: Report,
@@ -128,6 +136,15 @@ def part_latency_run(system: BenchSystem, spec: TrialSpec, report: Report,
     lat = list(timed.values())
     slow = sorted((round(v, 3), *k) for k, v in timed.items() if v > 2 * part_target_s)
     p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
+    stages = {}  # p50/p99 of each leg, over the timed parts: where a slow part lost its time
+    legs = {"capture_to_ingested_s": lambda c, s, k, v: s[0] - c,
+            "ingested_to_stored_s": lambda c, s, k, v: s[1] - s[0],
+            "stored_to_logged_s": lambda c, s, k, v: s[2] - s[1],
+            "logged_to_viewer_s": lambda c, s, k, v: v * 1e6 - (s[2] - c)}
+    for name, leg in legs.items():
+        xs = [leg(times.capture[k], times.stages[k], k, v) / 1e6 for k, v in timed.items()
+              if k in times.stages]
+        stages[name] = {"p50": pct(xs, 0.5), "p99": pct(xs, 0.99)}
     out = {"cameras": spec.cameras, "size": spec.size, "seconds": spec.seconds,
            "camera": summary, "parts_seen": len(lat), "responses": {str(k): v for k, v in
                                                                    stats.items()},
@@ -135,10 +152,13 @@ def part_latency_run(system: BenchSystem, spec: TrialSpec, report: Report,
            "part_latency_p99_s": p99,
            "part_latency_p50_ratio": None if p50 is None else round(p50 / part_target_s, 3),
            "part_latency_p99_ratio": None if p99 is None else round(p99 / part_target_s, 3),
+           "stages": stages,
            "latencies_s": [round(x, 4) for x in lat],
            "slow_parts": slow[-50:]}  # (latency, stream, msn, part) beyond 2x PART-TARGET
     report(f"    part latency p50 {p50} s, p99 {p99} s over {len(lat)} parts "
            f"(x{out['part_latency_p50_ratio']} / x{out['part_latency_p99_ratio']} PART-TARGET)")
+    report("    legs p50/p99 s: " + ", ".join(
+        f"{k.removesuffix('_s')} {_r(v['p50'])}/{_r(v['p99'])}" for k, v in stages.items()))
     return out
 
 
