@@ -98,6 +98,8 @@ class Settings:
     telemetry: str = "none"  # none | console | otlp | prometheus (comma separated)
     otlp_endpoint: str = "http://127.0.0.1:4318"
     metrics_port: int = 0  # Prometheus scrape port; 0 = none
+    # The worker's view process (``camlog worker`` runs views in a child): its scrape port.
+    views_metrics_port: int = 0
     # Where the scrape endpoint binds: loopback by default; 0.0.0.0 in a pod (ops/k8s/).
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"

@@ -15,14 +15,15 @@ from pathlib import Path
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
 
-__all__ = ["METRICS_PORTS", "Child", "SystemRunner", "http_ok", "start_group_at_end", "worker_ready"]
+__all__ = ["METRICS_PORTS", "Child", "SystemRunner", "http_ok", "start_group_at_end", "views_group",
+           "worker_ready"]
 
 #: The topics camlog's worker consumes.
 WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions", "camlog.playback",
                  "camlog.dlq")
 
 #: Prometheus scrape ports of the demo's processes (documented in the README).
-METRICS_PORTS = {"bridge": 9464, "worker": 9465, "playback": 9466, "camera": 9467}
+METRICS_PORTS = {"bridge": 9464, "worker": 9465, "playback": 9466, "camera": 9467, "views": 9468}
 
 
 @dataclass
@@ -78,31 +79,46 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def worker_ready(settings: Settings, group: str = "camlog-worker") -> bool:
-    """The worker's consumer group is STABLE with members (it owns partitions)."""
+def views_group(group: str) -> str:
+    """The consumer group of a worker's view process (``camlog worker`` runs views apart)."""
+    return f"{group}-views"
+
+
+def worker_ready(settings: Settings, group: str = "camlog-worker", views: bool = True) -> bool:
+    """The worker's consumer groups (segmenter, and views unless told not) are STABLE with
+    members (they own partitions)."""
     from confluent_kafka.admin import AdminClient
 
+    groups = [group, views_group(group)] if views else [group]
     try:
         admin = AdminClient({"bootstrap.servers": settings.kafka})
-        desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
-        return str(desc.state).upper().endswith("STABLE") and len(desc.members) > 0
+        found = admin.describe_consumer_groups(groups)
+        for g in groups:
+            desc = found[g].result(timeout=5)
+            if not (str(desc.state).upper().endswith("STABLE") and len(desc.members) > 0):
+                return False
+        return True
     except Exception:
         return False
 
 
 def start_group_at_end(settings: Settings, group: str,
                        topics: tuple[str, ...] = WORKER_TOPICS) -> bool:
-    """Commit the current end offsets for a consumer group that has none yet.
+    """Commit the current end offsets for a worker's consumer groups that have none yet.
 
     A new deployment (demo, canary, test) then starts exactly at the head of the log with no
-    race against producers; an existing group is left alone. Returns True when it seeded.
+    race against producers; an existing group is left alone. Both of a worker's groups (its
+    segmenter's ``group`` and its views' ``views_group(group)``) are seeded with the same
+    offsets. Returns True when ``group`` was seeded.
     """
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": settings.kafka})
     listing = admin.list_consumer_groups(request_timeout=10).result(timeout=15)
-    if any(g.group_id == group for g in listing.valid):
+    existing = {g.group_id for g in listing.valid}
+    groups = [g for g in (group, views_group(group)) if g not in existing]
+    if group not in groups:
         return False
     probe = Consumer({"bootstrap.servers": settings.kafka, "group.id": f"{group}-probe"})
     try:
@@ -111,8 +127,9 @@ def start_group_at_end(settings: Settings, group: str,
                for t in topics for p in md.topics[t].partitions]
     finally:
         probe.close()
-    for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)]).values():
-        fut.result(timeout=30)
+    for g in groups:  # one group per call (the admin API's rule)
+        for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(g, tps)]).values():
+            fut.result(timeout=30)
     return True
 
 
@@ -138,6 +155,9 @@ class SystemRunner:
             "CAMLOG_REGION": self.settings.region,
             "CAMLOG_TELEMETRY": self.telemetry,
             "CAMLOG_METRICS_PORT": str(self._ports().get(name, 0)),
+            # the worker's view child (a worker named worker-2 gets none: one port, one process)
+            "CAMLOG_VIEWS_METRICS_PORT": str(self._ports().get("views", 0) if name == "worker"
+                                             else 0),
             "CAMLOG_BRIDGE_ADDR": self.settings.bridge_addr,
             "CAMLOG_PLAYBACK_ADDR": self.settings.playback_addr,
             "CAMLOG_IDLE_TIMEOUT_S": str(self.settings.idle_timeout_s),

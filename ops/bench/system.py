@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.runner import Child, SystemRunner, http_ok
+from pipeline.runner import Child, SystemRunner, http_ok, start_group_at_end, worker_ready
 
 __all__ = [
     "BenchSystem",
@@ -31,8 +31,6 @@ __all__ = [
     "stream_ids",
 ]
 
-#: Topics the benchmark worker reads; its group starts at their current ends.
-WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions")
 _PROGRESS = re.compile(r"frames/s (\d+)\s+acked/s (\d+)\s+retries (\d+)\s+dropped (\d+)")
 
 
@@ -40,22 +38,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _commit_ends(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
-    """Give ``group`` committed offsets at the current end of every partition of ``topics``."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        offsets = []
-        for topic in topics:
-            parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-            offsets += [TopicPartition(topic, p, c.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=10)[1]) for p in parts]
-        c.commit(offsets=offsets, asynchronous=False)
-    finally:
-        c.close()
 
 
 def stream_ids(stream: str, count: int) -> list[str]:
@@ -149,7 +131,7 @@ class BenchSystem:
                                   for r in status(Stack(self.settings.state_dir)) if r["pid"]}
         except Exception:
             self._service_pids = {}
-        _commit_ends(self.settings.kafka, self.app_id, WORKER_TOPICS)
+        start_group_at_end(self.settings, self.app_id)  # its segmenter and view groups
         r = self.runner
         bridge = r.spawn("bridge", "bridge", "--rate", "10000", "--burst", "10000")
         worker = r.spawn("worker", "worker", "--only", "pipeline.agents.segmenter",
@@ -161,12 +143,8 @@ class BenchSystem:
         r.wait("worker", self._worker_ready, timeout=120, child=worker)
 
     def _worker_ready(self) -> bool:
-        """The private group is STABLE with members (like ``runner.worker_ready``, one client)."""
-        try:
-            desc = self._admin.describe_consumer_groups([self.app_id])[self.app_id].result(timeout=5)
-            return str(desc.state).upper().endswith("STABLE") and len(desc.members) > 0
-        except Exception:
-            return False
+        """Both of the worker's private groups (segmenter, views) are STABLE with members."""
+        return worker_ready(self.settings, self.app_id)
 
     def stop(self) -> None:
         """Stop every child this system started."""
