@@ -272,8 +272,8 @@ class BenchSystem:
         self._trials += 1
         return f"{self.prefix}{tag}-{self._trials}"
 
-    def spawn_cameras(self, spec: TrialSpec, stream: str) -> Child:
-        """``camlog camera`` for ``spec`` as a child process."""
+    def spawn_cameras(self, spec: TrialSpec, stream: str, *extra: str) -> Child:
+        """``camlog camera`` for ``spec`` (plus ``extra`` options) as a child process."""
         args = ["camera", "--count", str(spec.cameras), "--fps", str(spec.fps),
                 "--size", spec.size, "--bitrate", spec.bitrate, "--stream", stream,
                 "--duration", str(spec.seconds), "--bridge", self.bridge_url]
@@ -281,6 +281,7 @@ class BenchSystem:
             args += ["--variants", str(spec.variants)]
         if spec.chunk_frames:
             args += ["--chunk-frames", str(spec.chunk_frames)]
+        args += extra
         return self.runner.spawn(f"camera-{stream.removeprefix(self.prefix)}", *args)
 
     def finish_cameras(self, cam: Child, timeout: float) -> dict:
