@@ -102,11 +102,13 @@ def spike_run(system: BenchSystem, spec: SpikeSpec, report: Report) -> dict:
             cams.append(system.spawn_cameras(extra, f"{stream}x", "--progress-s", "1"))
         if window is None and len(cams) == 2 and _started(cams[1]):
             window = (t, t + spec.spike_s)
-        dev = _sum([_device(c.log.read_text(errors="replace")) for c in cams if c.proc])
+        # a fleet that finished (its uploaders flushing) prints no more progress: not counted
+        dev = _sum([_device(c.log.read_text(errors="replace")) for c in cams if c.alive])
         lag_msgs, lag_s = system.lag()
         cpu = system.cpu_seconds()
-        pct = ({k: round(100 * (v - last_cpu[1].get(k, v)) / (tick - last_cpu[0]), 1)
-                for k, v in cpu.items()} if last_cpu else {})
+        pct = ({k: round(100 * (v - last_cpu[1][k]) / (tick - last_cpu[0]), 1)
+                for k, v in cpu.items() if k in last_cpu[1] and v >= last_cpu[1][k]}
+               if last_cpu else {})  # a fleet that came or went this second: next one
         last_cpu = (tick, cpu)
         new = {code: n - last_codes.get(code, 0) for code, n in dev["http"].items()}
         last_codes = dev["http"]
@@ -157,9 +159,14 @@ def saturation(samples: list[dict], window: tuple[float, float] | None,
         return {"saturated": [], "first_saturated": None, "recovery_s": None}
     base = _base_lag(samples, window)
     first: dict[str, float] = {}
-    for s in (x for x in samples if x["t"] >= window[0]):
+    for i, s in enumerate(samples):
+        if s["t"] < window[0]:
+            continue
         hits = []
-        if s["frames_per_s"] > 2 * base_fps and s["acked_per_s"] < ACK_SHARE * s["frames_per_s"]:
+        # acks over 3 s: one-second progress windows split a request's frames unevenly
+        offered = sum(x["frames_per_s"] for x in samples[max(0, i - 2):i + 1])
+        acked = sum(x["acked_per_s"] for x in samples[max(0, i - 2):i + 1])
+        if s["frames_per_s"] > 2 * base_fps and acked < ACK_SHARE * offered:
             hits.append("acks (bridge/Kafka)")
         if any(s["http_new"].get(c) for c in (429, 503)):
             hits.append("device back-pressure (429/503)")
