@@ -85,9 +85,11 @@ def _bridge(system: ChaosSystem, env: dict[str, str]) -> tuple[Child, str]:
     return child, addr
 
 
-def test_rolling_schema_upgrade_of_two_workers(services, produce, tmp_path, monkeypatch):
+@pytest.mark.parametrize("release", ["next", "same"])
+def test_rolling_schema_upgrade_of_two_workers(services, produce, tmp_path, monkeypatch, release):
+    """``same`` is the control: the same rolling restart with no schema change."""
     old, new = releases(tmp_path)
-    upgrade = {"CAMLOG_SCHEMA_DIR": str(new)}
+    upgrade = {"CAMLOG_SCHEMA_DIR": str(new if release == "next" else old)}
     monkeypatch.setenv("CAMLOG_SCHEMA_DIR", str(old))  # children start on the old release
     fp_next, parsed_next = next_fingerprint()
     # this process reads the log back as the new release does (both versions known)
@@ -126,9 +128,10 @@ def test_rolling_schema_upgrade_of_two_workers(services, produce, tmp_path, monk
         dead = [decode("DeadLetter", m.value())
                 for m in _messages(services, "camlog.dlq", dlq_since, system.prefix)]
     fp_now = EVENTS["FrameChunk"].fingerprint
-    report("schema-migration-drill", chunks_old=versions[("old", fp_now)],
-           chunks_new=versions[("new", fp_next)], dead_letters=len(dead) - 1)
-    assert set(versions) == {("old", fp_now), ("new", fp_next)}, versions  # both writers wrote
+    fp_new = fp_next if release == "next" else fp_now
+    report(f"schema-migration-drill[{release}]", chunks_old=versions[("old", fp_now)],
+           chunks_new=versions[("new", fp_new)], dead_letters=len(dead) - 1)
+    assert set(versions) == {("old", fp_now), ("new", fp_new)}, versions  # both writers wrote
     assert [d["stream_id"] for d in dead] == [ctl.decode()], [
         (d["stream_id"], d["stage"], d["partition"], d["offset"], d["time"], d["reason"])
         for d in dead]
