@@ -6,6 +6,8 @@ as a writer schema). Phase 2: one worker restarted on the new release, and a sec
 the new release takes cameras, so old and new bytes share the log and each worker reads both.
 Phase 3: the other worker upgraded too. Nothing may reach the dead-letter topic, and every frame
 in the log must end up stored exactly once and decodable, whichever release wrote or read it.
+The ``same`` case runs the same rolling restart with no schema change, so a failure of the
+``next`` case alone points at the schema change, and of both at the restart itself.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.events import EVENTS, decode
-from pipeline.events import catalog
+from pipeline.events import EVENTS, catalog, decode
 from pipeline.runner import Child, http_ok
 from tests.chaos.conftest import ChaosSystem, assert_exactly_once, report, system_on
 from tests.schemas.releases import next_fingerprint, releases
