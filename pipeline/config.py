@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+from pipeline import ROOT
+
+__all__ = ["ConfigError", "Settings", "env_setting", "load_settings"]
 
 _ENV_PREFIX = "CAMLOG_"
 
@@ -103,6 +105,9 @@ class Settings:
     # Where the scrape endpoint binds: loopback by default; 0.0.0.0 in a pod (ops/k8s/).
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    # The Avro event catalog (``*.avsc`` + ``history/``): a rolling schema upgrade points a
+    # process at the release's folder (docs, "Zero-downtime schema migration").
+    schema_dir: Path = ROOT / "schemas"
 
     @property
     def signing_kid(self) -> str:
@@ -140,6 +145,15 @@ def _coerce(name: str, raw: str) -> Any:
     except ValueError as exc:
         raise ConfigError(f"{_ENV_PREFIX}{name.upper()}: {exc}") from None
     return raw
+
+
+def env_setting(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """One field from its ``CAMLOG_*`` variable, else its default, for import-time catalogs."""
+    raw = (os.environ if env is None else env).get(_ENV_PREFIX + name.upper())
+    if raw:
+        return _coerce(name, raw)
+    f = next(f for f in dataclasses.fields(Settings) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
 def _dev_secret(state_dir: Path) -> str:

@@ -98,7 +98,11 @@ def stored(settings: Any, stream: str, start_us: int, end_us: int, tmp: Path):
                 if s.init_id not in inits:
                     inits.add(s.init_id)
                     blobs.append((await store.init_segment(stream, s.init_id)).data)
-                blobs.append(await store.segment_bytes(stream, s.segment_id))
+                data = await store.segment_bytes(stream, s.segment_id)
+                # a row is written after its parts (seal_segment): bytes must be whole by now
+                assert data is not None, f"{stream} segment {s.sequence} ({s.segment_id}): " \
+                    "row stored but its parts incomplete or from another cut"
+                blobs.append(data)
             return segs, blobs, inits
         finally:
             await store.close()

@@ -3,6 +3,8 @@
     .venv/bin/python -m ops.bench            # ~20-30 min on 2 cores: 2-minute capacity trials
     .venv/bin/python -m ops.bench --quick    # ~8-10 min: 10 s/20 s trials, shorter runs
     .venv/bin/python -m ops.bench --resolution 0.1 --max-trials 14   # a finer capacity search
+    .venv/bin/python -m ops.bench --skip ingest,segmenter,playback,rtsp,latency,llhls,capacity
+                                             # only the 10x spike (base: half of latest.json)
 
 Writes ``ops/bench/results/bench-<UTC stamp>.json`` (+ ``latest.json``) and PNG plots beside it,
 then prints the headline figures, each as a ratio to a baseline measured in the same run.
@@ -37,7 +39,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="short trials (a smoke run, ~6-10 min)")
     ap.add_argument("--skip", default="",
                     help="comma list of ingest,segmenter,playback,rtsp,system,latency,llhls,"
-                         "capacity")
+                         "capacity,spike")
     ap.add_argument("--sizes", default="640x360,1280x720", help="capacity search sizes")
     ap.add_argument("--bitrates", default="640x360=500k,1280x720=2M",
                     help="camera bitrate per size")
@@ -69,6 +71,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--events-seconds", type=float, help="events/camera-second runs (20; quick 10)")
     ap.add_argument("--rtsp-cameras", type=int, help="RTSP pull bench cameras (32; quick 4)")
     ap.add_argument("--rtsp-seconds", type=float, help="(30; quick 5)")
+    ap.add_argument("--spike-base", type=int,
+                    help="10x spike: base cameras 640x360 (default half the measured capacity: "
+                         "this run's, else ops/bench/results/latest.json)")
+    ap.add_argument("--spike-seconds", type=float, default=60.0, help="10x spike length")
+    ap.add_argument("--spike-calm-seconds", type=float, help="base-only run before (30; quick 10)")
     a = ap.parse_args(argv)
     q = a.quick
     for name, full, quick in (("trial_seconds", 120.0, 20.0), ("bracket_seconds", 20.0, 10.0),
@@ -79,7 +86,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                               ("playback_seconds", 10, 3), ("playback_repeat", 3, 1),
                               ("rtsp_cameras", 32, 4), ("rtsp_seconds", 30.0, 5.0),
                               ("ll_seconds", 60.0, 20.0), ("player_seconds", 45.0, 30.0),
-                              ("events_seconds", 20.0, 10.0)):
+                              ("events_seconds", 20.0, 10.0), ("spike_calm_seconds", 30.0, 10.0)):
         if getattr(a, name) is None:
             setattr(a, name, quick if q else full)
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
@@ -184,8 +191,27 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
                                   a.resolution, a.max_cameras, a.max_trials)
             entry.update(capacity=res.capacity, upper=res.upper, complete=True)
             say(f"   capacity {size}: {res.capacity} cameras (first failure at {res.upper})")
+        if "spike" not in a.skip:
+            out["spike"] = _spike(a, system, out.get("capacity", {}).get("640x360", {}))
     finally:
         system.stop()
+
+
+def _spike(a: argparse.Namespace, system, cap: dict) -> dict:
+    """The 10x spike from half the capacity; writes spike.json + spike.png, returns the verdicts."""
+    from ops.bench.soak import default_cameras
+    from ops.bench.spike import SpikeSpec, spike_run, write
+
+    base = a.spike_base or (max(1, cap["capacity"] // 2) if cap.get("capacity")
+                            else default_cameras())
+    spec = SpikeSpec(base, "640x360", a.bitrates.get("640x360", "500k"), a.fps,
+                     calm_s=a.spike_calm_seconds, spike_s=a.spike_seconds)
+    say(f"== 10x spike: {base} -> {base * spec.factor} cameras 640x360 for {spec.spike_s:.0f}s")
+    res = spike_run(system, spec, say)
+    files = write(res, RESULTS)
+    say(f"   first saturated: {res['first_saturated']}; recovery {res['recovery_s']} s "
+        f"({', '.join(files)})")
+    return {k: v for k, v in res.items() if k != "samples"}
 
 
 def _llhls(a: argparse.Namespace, settings, system, rate: str) -> dict:

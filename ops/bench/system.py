@@ -165,16 +165,19 @@ class BenchSystem:
         """psutil processes per name: each live child (with its own children), Kafka, Cassandra."""
         import psutil
 
-        pids = {c.name.split("-", 1)[0]: c.proc.pid for c in self.runner.children
-                if c.proc is not None and c.alive}
-        pids.update(self._service_pids)
+        pids: dict[str, list[int]] = {}  # children of one kind (two camera fleets) add up
+        for c in self.runner.children:
+            if c.proc is not None and c.alive:
+                pids.setdefault(c.name.split("-", 1)[0], []).append(c.proc.pid)
+        pids.update({k: [v] for k, v in self._service_pids.items()})
         out = {}
-        for name, pid in pids.items():
-            try:
-                procs = [psutil.Process(pid)]
-                out[name] = procs + procs[0].children(recursive=True)
-            except psutil.Error:
-                continue
+        for name, group in pids.items():
+            for pid in group:
+                try:
+                    proc = psutil.Process(pid)
+                    out.setdefault(name, []).extend([proc, *proc.children(recursive=True)])
+                except psutil.Error:
+                    continue
         return out
 
     def _per_process(self, measure: Callable) -> dict[str, float]:
@@ -250,8 +253,8 @@ class BenchSystem:
         self._trials += 1
         return f"{self.prefix}{tag}-{self._trials}"
 
-    def spawn_cameras(self, spec: TrialSpec, stream: str) -> Child:
-        """``camlog camera`` for ``spec`` as a child process."""
+    def spawn_cameras(self, spec: TrialSpec, stream: str, *extra: str) -> Child:
+        """``camlog camera`` for ``spec`` (plus ``extra`` options) as a child process."""
         args = ["camera", "--count", str(spec.cameras), "--fps", str(spec.fps),
                 "--size", spec.size, "--bitrate", spec.bitrate, "--stream", stream,
                 "--duration", str(spec.seconds), "--bridge", self.bridge_url]
@@ -259,6 +262,7 @@ class BenchSystem:
             args += ["--variants", str(spec.variants)]
         if spec.chunk_frames:
             args += ["--chunk-frames", str(spec.chunk_frames)]
+        args += extra
         return self.runner.spawn(f"camera-{stream.removeprefix(self.prefix)}", *args)
 
     def finish_cameras(self, cam: Child, timeout: float) -> dict:

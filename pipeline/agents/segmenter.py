@@ -112,6 +112,10 @@ class Segmenter:
         self._part_sizes: dict[str, dict[str, int]] = defaultdict(dict)  # stream -> part id
         self._written_inits: set[tuple[str, str]] = set()
         self._started = False
+        # Set once shutdown begins: nothing more is cut, sealed or acked here. The partitions'
+        # next owner re-reads the unsettled chunks; an idle seal from a worker that has stopped
+        # reading would cut a segment the next owner cuts too (same id, other parts).
+        self.closing = False
         _meter.create_observable_gauge(
             "camlog_segmenter_lag", callbacks=[self._observe_lag],
             description="messages behind the partition's high watermark")
@@ -128,7 +132,11 @@ class Segmenter:
             self._started = True
 
     async def close(self) -> None:
-        """Wait briefly for in-flight seals, cancel the rest (they stay unacked), close the store."""
+        """Stop cutting, wait briefly for in-flight seals, cancel the rest (they stay unacked),
+        close the store."""
+        self.closing = True
+        for sid in list(self.cutters):
+            self._forget(sid)
         if self.inflight:
             await asyncio.wait(set(self.inflight), timeout=10)
         for task in list(self.inflight):
@@ -164,6 +172,8 @@ class Segmenter:
 
     async def _handle_batch(self, batch: Sequence[Delivery],
                             lag: Mapping[Hashable, int] | None) -> None:
+        if self.closing:
+            return  # left unacked: re-read by the partitions' next owner
         if lag:
             self.lag.update(lag)
         chunks: list[tuple[Delivery, dict]] = []
@@ -227,6 +237,8 @@ class Segmenter:
 
     async def tick(self) -> None:
         """Clock driven work: seal idle streams, release held chunks, forget quiet streams."""
+        if self.closing:
+            return
         now = self.now()
         for sid, cutter in list(self.cutters.items()):
             await self._schedule(sid, cutter.tick(now), sid.encode())

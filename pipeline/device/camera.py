@@ -89,9 +89,15 @@ async def run_fleet(cameras: list[Camera], cfg: FleetConfig,
                 up = sum(1 for c in cameras if c.uploader.stats.acked)
                 retries = sum(c.uploader.stats.retries for c in cameras)
                 dropped = sum(c.uploader.stats.dropped_frames for c in cameras)
+                statuses: dict[int, int] = {}
+                for c in cameras:
+                    for code, n in c.uploader.stats.statuses.items():
+                        statuses[code] = statuses.get(code, 0) + n
                 report(f"cameras up {up}/{len(cameras)}  frames/s {(frames - last_frames) / dt:.0f}"
                        f"  acked/s {(acked - last_acked) / dt:.0f}  retries {retries}"
-                       f"  dropped {dropped}")
+                       f"  dropped {dropped}  buffered {sum(c.uploader.buffered for c in cameras)}"
+                       f"  retry-after {sum(c.uploader.stats.retry_after for c in cameras)}"
+                       f"  http {statuses}")
                 last_report, last_frames, last_acked = now(), frames, acked
         await asyncio.gather(*(c.uploader.close(timeout=30) for c in cameras))
     finally:
@@ -103,4 +109,5 @@ async def run_fleet(cameras: list[Camera], cfg: FleetConfig,
     return {"frames": frames, "acked_frames": acked, "elapsed_s": elapsed,
             "retries": sum(c.uploader.stats.retries for c in cameras),
             "dropped_frames": sum(c.uploader.stats.dropped_frames for c in cameras),
-            "rejected": sum(c.uploader.stats.rejected for c in cameras)}
+            "rejected": sum(c.uploader.stats.rejected for c in cameras),
+            "retry_after": sum(c.uploader.stats.retry_after for c in cameras)}

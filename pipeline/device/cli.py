@@ -42,6 +42,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-frames", type=int, default=None,
                         help="frames per chunk (default: one part, CAMLOG_PART_TARGET_S of frames)")
     parser.add_argument("--variants", type=int, default=4, help="distinct patterns encoded")
+    parser.add_argument("--progress-s", type=float, default=2.0,
+                        help="seconds between progress lines (benchmarks sample them)")
     parser.set_defaults(func=_handle)
 
 
@@ -94,7 +96,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{len(cams)} camera(s) -> {bridge}: {names[0]}{' …' if len(names) > 1 else ''}"
               f" ({f'{chunk_frames} frame(s)' if chunk_frames else f'{settings.part_target_s} s'}"
               " per chunk)", flush=True)
-        result = await run_fleet(cams, FleetConfig(args.fps, args.duration, chunk_frames or 1),
+        result = await run_fleet(cams, FleetConfig(args.fps, args.duration, chunk_frames or 1,
+                                                   progress_s=args.progress_s),
                                  report=lambda s: print(s, flush=True))
     print(f"done: {result}", flush=True)
     return 0

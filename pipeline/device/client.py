@@ -51,6 +51,9 @@ class UploadStats:
     rejected: int = 0
     dropped_chunks: int = 0
     dropped_frames: int = 0
+    #: Non-200 answers by HTTP status, and how many of them carried Retry-After (back-pressure).
+    statuses: dict[int, int] = field(default_factory=dict)
+    retry_after: int = 0
     last_error: str = ""
     ack_ms: list[float] = field(default_factory=list)
 
@@ -225,6 +228,9 @@ class ChunkUploader:
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             self.stats.last_error = type(exc).__name__
             return self._bridge_failed(), None
+        if status != 200:
+            self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+            self.stats.retry_after += retry_after is not None
         if status >= 500:  # a bridge whose Kafka is gone answers 503: that region is down too
             self.stats.last_error = f"{status} {payload.get('problem', '')}"
             wait = float(retry_after) if retry_after and retry_after.isdigit() else None

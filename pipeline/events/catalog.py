@@ -11,12 +11,14 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from pipeline import ROOT
+from pipeline.config import ConfigError, env_setting
 
 __all__ = ["BY_FINGERPRINT", "EVENTS", "SCHEMA_DIR", "TOPICS", "TOPIC_EVENTS", "EventType",
            "WriterSchema", "load_schema"]
 
-SCHEMA_DIR = ROOT / "schemas"
+#: ``Settings.schema_dir`` (``CAMLOG_SCHEMA_DIR``), read once: every event type below is built
+#: from it at import time, so each process speaks one release's schemas.
+SCHEMA_DIR: Path = env_setting("schema_dir")
 
 
 def _strip_logical(node: Any) -> Any:
@@ -89,6 +91,8 @@ class WriterSchema:
 
 
 EVENTS: dict[str, EventType] = {e.name: e for e in map(_load, sorted(SCHEMA_DIR.glob("*.avsc")))}
+if _missing := sorted(set(_TOPIC_OF) - set(EVENTS)):
+    raise ConfigError(f"CAMLOG_SCHEMA_DIR={SCHEMA_DIR}: no schema for {', '.join(_missing)}")
 #: Topic → its primary event type; ``TOPIC_EVENTS`` has every type a topic carries.
 TOPICS: dict[str, EventType] = {}
 TOPIC_EVENTS: dict[str, frozenset[str]] = {}

@@ -129,20 +129,22 @@ class ChaosSystem:
         return next(c for c in reversed(self.runner.children) if c.name == name)
 
     def start_cameras(self, count: int, seconds: float, name: str = "cam",
-                      *extra: str) -> Child:
-        """``camlog camera`` with ``count`` simulated cameras for ``seconds``."""
+                      *extra: str, bridge: str | None = None) -> Child:
+        """``camlog camera`` with ``count`` simulated cameras for ``seconds`` (to ``bridge``)."""
         cam = self.runner.spawn(f"camera-{name}", "camera", "--count", str(count), "--stream",
                                 f"{self.prefix}-{name}", "--fps", "15", "--size", "320x180",
                                 "--gop", "1", "--duration", str(seconds), "--bridge",
-                                f"http://{self.settings.bridge_addr}", *extra)
+                                f"http://{bridge or self.settings.bridge_addr}", *extra)
         self.cameras.append(cam)
         return cam
 
-    def restart(self, name: str, sig: int = signal.SIGKILL) -> Child:
-        """Kill child ``name`` with ``sig`` and start it again with the same arguments."""
+    def restart(self, name: str, sig: int = signal.SIGKILL, env: dict[str, str] | None = None,
+                ) -> Child:
+        """Kill child ``name`` with ``sig`` and start it again with the same arguments (and
+        ``env`` added to its environment: an upgrade)."""
         old = self.child(name)
         old.stop(timeout=0.1 if sig == signal.SIGKILL else 10.0, sig=sig)
-        new = Child(old.name, old.argv, old.env, old.log)
+        new = Child(old.name, old.argv, {**old.env, **(env or {})}, old.log)
         new.start()
         self.runner.children.append(new)
         return new
