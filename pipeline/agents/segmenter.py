@@ -247,14 +247,26 @@ class Segmenter:
                   and (sid not in self.tails or self.tails[sid].done())):
                 self._forget(sid)
 
-    def revoke(self, tps: set) -> None:
-        """Partitions went to another worker: drop their streams; they will be re-read there."""
+    async def revoke(self, tps: set, wait_s: float = 10.0) -> None:
+        """Partitions went to another worker (or come back to us from their committed offsets):
+        drop their streams, and let their stores and publishes already under way finish first.
+
+        Kafka assigns the partitions again only after every member's revoke returned, so the
+        next owner reads each stream's newest segment after our last write of it; a write still
+        landing after that read would make it cut the same segment ids a second time.
+        """
+        tasks = [t for sid, tp in self.where.items() if tp in tps
+                 for t in (self.tails.get(sid),) if t is not None and not t.done()]
         for sid, tp in list(self.where.items()):
             if tp in tps:
                 self._forget(sid)
         for tp in tps:
             self.acks.drop(tp)
             self.lag.pop(tp, None)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=wait_s)
+            for task in late:  # a store outage: stop here; its chunks stay unacked
+                task.cancel()
 
     def _forget(self, sid: str) -> None:
         self.key_traces.pop(sid, None)
@@ -457,8 +469,15 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
         await patiently(seg.start, "segmenter.start", (StoreUnavailable,))
         # Batches amortise the per-event costs (span, metrics, seal scheduling); acks stay manual.
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WAIT_S):
+            # Events fetched before a rebalance can sit in the take buffer past it: their
+            # partition may be another worker's now, or ours again from the committed offset.
+            # Either way the current generation re-reads them; feeding them would cut a stream
+            # from the middle (a second, different cut of the same segment ids).
+            generation = app.consumer_generation_id
             batch = [Delivery(e.message.tp, e.message.offset, e.key, e.value, e.message.headers, e)
-                     for e in events]
+                     for e in events if e.message.generation_id in (None, generation)]
+            if not batch:
+                continue
             last = {d.tp: d.offset for d in batch}
             lag = {}
             for tp, offset in last.items():
@@ -479,7 +498,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
-        seg.revoke(set(revoked))
+        await seg.revoke(set(revoked))
 
     @app.on_before_shutdown.connect
     async def _shutdown(*args: Any, **kwargs: Any) -> None:
