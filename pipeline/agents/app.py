@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.kafka.config import faust_brokers
 from pipeline.telemetry import get_logger
 
 __all__ = ["AGENT_MODULES", "APP_ID", "create_app"]
@@ -33,7 +34,7 @@ def create_app(settings: Settings, modules: list[str] | None = None, app_id: str
     import faust
 
     conf: dict[str, Any] = {
-        "broker": [f"kafka://{h.strip()}" for h in settings.kafka.split(",") if h.strip()],
+        "broker": faust_brokers(settings.kafka),
         "key_serializer": "raw", "value_serializer": "raw",
         "store": "memory://", "web_enabled": False, "datadir": str(settings.state_dir / "faust"),
         "stream_wait_empty": False, "consumer_auto_offset_reset": "earliest",

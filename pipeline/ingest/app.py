@@ -19,8 +19,8 @@ from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.checks import STREAM_ID_RE
 from pipeline.ingest.framing import RESUME_HEADER, FramingError, parse_chunk
 from pipeline.ingest.problems import IngestError, problem_body
-from pipeline.ingest.producer import EventProducer
 from pipeline.ingest.ratelimit import RateLimiter
+from pipeline.kafka.producer import EventProducer
 from pipeline.telemetry import get_logger, get_meter, get_tracer
 
 __all__ = ["BRIDGE", "build_app"]
