@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets as _secrets
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from pipeline import ROOT
 
-__all__ = ["ConfigError", "Settings", "env_setting", "load_settings"]
+__all__ = ["ConfigError", "Settings", "coerce", "ensure_dev_secret", "env_setting", "load_settings"]
 
 _ENV_PREFIX = "CAMLOG_"
 
@@ -105,6 +106,25 @@ class Settings:
     # Where the scrape endpoint binds: loopback by default; 0.0.0.0 in a pod (ops/k8s/).
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    # The bridge (``camlog bridge``, flags override): per-stream token bucket (429 above it),
+    # how much of camlog.frames it scans at start for stream state, how long it waits for
+    # Kafka's ack before answering 503.
+    ingest_rate: float = 200.0
+    ingest_burst: float = 400.0
+    ingest_recover_s: float = 60.0
+    ingest_ack_timeout_s: float = 8.0
+    # Playback (``camlog playback``, flags override): the byte cache, the longest VOD range and
+    # the longest MP4 clip one request may ask for.
+    playback_cache_mb: int = 256
+    playback_max_range_s: int = 6 * 3600
+    playback_max_clip_s: int = 600
+    # The worker's Faust consumers: a dead worker's partitions move after the session timeout
+    # (Faust's default is 60 s of nobody processing them); heartbeats every 1.5 s leave a busy
+    # event loop ample slack; offsets are committed this often; one fetch is at most this big.
+    worker_session_timeout_s: float = 15.0
+    worker_heartbeat_s: float = 1.5
+    worker_commit_interval_s: float = 1.0
+    worker_max_fetch_bytes: int = 4 * 1024 * 1024
     # The Avro event catalog (``*.avsc`` + ``history/``): a rolling schema upgrade points a
     # process at the release's folder (docs, "Zero-downtime schema migration").
     schema_dir: Path = ROOT / "schemas"
@@ -112,7 +132,14 @@ class Settings:
     @property
     def signing_kid(self) -> str:
         """Key id used to sign new tokens (the first key in the ring)."""
-        return next(iter(self.keys))
+        return next(iter(self.require_keys()))
+
+    def require_keys(self) -> Mapping[str, bytes]:
+        """The device-token key ring, or a ConfigError that says how to get one."""
+        if not self.keys:
+            raise ConfigError(f"no device-token secret: set CAMLOG_SECRET, or run `camlog dev up` "
+                              f"to make a development one in {self.state_dir / 'secret'}")
+        return self.keys
 
     @property
     def cassandra_hosts(self) -> list[tuple[str, int]]:
@@ -128,45 +155,60 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Settings)}
+#: Each field's declared type, resolved (the annotations are strings under ``from __future__``).
+_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Settings)
+#: Fields with their own parser in ``load_settings`` (not one variable = one value).
+_PARSED_APART = ("keys", "replication")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def _coerce(name: str, raw: str) -> Any:
+def coerce(name: str, raw: str) -> Any:
+    """``CAMLOG_<NAME>``'s text as the field's declared type; a ConfigError names the variable."""
     kind = _FIELD_TYPES[name]
     try:
-        if kind == "float":
-            return float(raw)
-        if kind == "int":
-            return int(raw)
-        if kind == "Path":
-            return Path(raw)
-        if kind.startswith("tuple"):
+        if kind is bool:
+            if raw.strip().lower() not in _TRUE + _FALSE:
+                raise ValueError(f"expected one of {_TRUE + _FALSE}, got {raw!r}")
+            return raw.strip().lower() in _TRUE
+        if kind in (int, float, str, Path):
+            return kind(raw)
+        if typing.get_origin(kind) is tuple and typing.get_args(kind) == (str, ...):
             return tuple(p.strip() for p in raw.split(",") if p.strip())
     except ValueError as exc:
         raise ConfigError(f"{_ENV_PREFIX}{name.upper()}: {exc}") from None
-    return raw
+    raise ConfigError(f"{_ENV_PREFIX}{name.upper()}: no parser for a field of type {kind}")
 
 
 def env_setting(name: str, env: Mapping[str, str] | None = None) -> Any:
     """One field from its ``CAMLOG_*`` variable, else its default, for import-time catalogs."""
     raw = (os.environ if env is None else env).get(_ENV_PREFIX + name.upper())
     if raw:
-        return _coerce(name, raw)
+        return coerce(name, raw)
     f = next(f for f in dataclasses.fields(Settings) if f.name == name)
     return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
-def _dev_secret(state_dir: Path) -> str:
-    """In development a random key is generated once and kept in the state folder."""
+def _dev_secret(state_dir: Path) -> str | None:
+    """The development key ``ensure_dev_secret`` left in the state folder, if any (read only)."""
     path = state_dir / "secret"
-    if path.exists():
-        return path.read_text().strip()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    value = f"dev={_secrets.token_urlsafe(32)}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value)
-    return value
+    return path.read_text().strip() if path.exists() else None
+
+
+def ensure_dev_secret(settings: Settings) -> Settings:
+    """The explicit development step (``camlog dev up``, ``demo``, ``token``): without
+    ``CAMLOG_SECRET``, make a random key once in the state folder; settings that hold it."""
+    if settings.keys:
+        return settings
+    path = settings.state_dir / "secret"
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made earlier, or by another process just now
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"dev={_secrets.token_urlsafe(32)}")
+    return settings.replace(keys=_parse_keys(path.read_text().strip()))
 
 
 def load_settings(
@@ -176,17 +218,19 @@ def load_settings(
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for name in _FIELD_TYPES:
-        if name in ("keys", "replication"):
+        if name in _PARSED_APART:
             continue
         raw = env.get(_ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
-            values[name] = _coerce(name, raw)
+            values[name] = coerce(name, raw)
     values.update({k: v for k, v in overrides.items() if v is not None and k not in ("keys",)})
     state_dir = values["state_dir"] = Path(values.get("state_dir", Settings.state_dir))
     region = values.get("region", Settings.region)
     values["replication"] = _parse_replication(env.get("CAMLOG_REPLICATION", ""), region)
+    # No secret is not an error here: only the commands that sign or check device tokens need
+    # one (``Settings.require_keys``); loading settings writes nothing (``ensure_dev_secret``).
     raw_secret = env.get("CAMLOG_SECRET") or _dev_secret(state_dir)
-    values["keys"] = overrides.get("keys") or _parse_keys(raw_secret)
+    values["keys"] = overrides.get("keys") or (_parse_keys(raw_secret) if raw_secret else {})
     s = Settings(**values)
     _validate(s)
     return s
@@ -222,5 +266,15 @@ def _validate(s: Settings) -> None:
         host, _, port = addr.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"CAMLOG_EDGE_ADDR / CAMLOG_EDGE_ORIGINS: want host:port, got {addr!r}")
+    if not 0 < s.ingest_rate <= s.ingest_burst or s.ingest_recover_s < 0 or s.ingest_ack_timeout_s <= 0:
+        raise ConfigError("need 0 < CAMLOG_INGEST_RATE <= CAMLOG_INGEST_BURST, "
+                          "CAMLOG_INGEST_RECOVER_S >= 0 and CAMLOG_INGEST_ACK_TIMEOUT_S > 0")
+    if not (1 <= s.playback_cache_mb and 1 <= s.playback_max_range_s and 1 <= s.playback_max_clip_s):
+        raise ConfigError("CAMLOG_PLAYBACK_CACHE_MB / _MAX_RANGE_S / _MAX_CLIP_S must be >= 1")
+    if not 0 < 3 * s.worker_heartbeat_s <= s.worker_session_timeout_s:
+        raise ConfigError("need 0 < 3 x CAMLOG_WORKER_HEARTBEAT_S <= CAMLOG_WORKER_SESSION_TIMEOUT_S")
+    if s.worker_commit_interval_s <= 0 or s.worker_max_fetch_bytes < s.chunk_max_bytes:
+        raise ConfigError("need CAMLOG_WORKER_COMMIT_INTERVAL_S > 0 and "
+                          "CAMLOG_WORKER_MAX_FETCH_BYTES >= CAMLOG_CHUNK_MAX_BYTES")
     if not s.keyspace.replace("_", "").isalnum():
         raise ConfigError("CAMLOG_KEYSPACE must be alphanumeric/underscore")

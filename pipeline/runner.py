@@ -14,13 +14,14 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
+from pipeline.kafka import topics
 
 __all__ = ["METRICS_PORTS", "Child", "SystemRunner", "http_ok", "start_group_at_end", "views_group",
            "worker_ready"]
 
 #: The topics camlog's worker consumes.
-WORKER_TOPICS = ("camlog.frames", "camlog.segments", "camlog.sessions", "camlog.playback",
-                 "camlog.dlq")
+WORKER_TOPICS = (topics.FRAMES, topics.SEGMENTS, topics.SESSIONS, topics.PLAYBACK,
+                 topics.DLQ)
 
 #: Prometheus scrape ports of the demo's processes (documented in the README).
 METRICS_PORTS = {"bridge": 9464, "worker": 9465, "playback": 9466, "camera": 9467, "views": 9468}

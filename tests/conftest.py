@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, ensure_dev_secret, load_settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Like ``camlog dev up``, make the development device-token secret once (loading settings
+    writes nothing), so tests that load settings themselves find it on a bare clone too."""
+    ensure_dev_secret(load_settings())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,7 +42,7 @@ def settings() -> Settings:
     """Settings from the environment, as ``make test`` sets it (default ports, state in .camlog)."""
     from pipeline.auth.keys import ensure_dev_key
 
-    s = load_settings()
+    s = ensure_dev_secret(load_settings())
     ensure_dev_key(s)  # viewer tokens need the dev ES256 key (`camlog token keygen`)
     return s
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import ConfigError, load_settings
+from pipeline.config import ConfigError, ensure_dev_secret, load_settings
 
 
 def test_defaults_and_dev_secret_is_generated_once(tmp_path):
     env = {"CAMLOG_STATE_DIR": str(tmp_path)}
-    a, b = load_settings(env), load_settings(env)
+    assert not load_settings(env).keys and not (tmp_path / "secret").exists()  # no side effect
+    a, b = ensure_dev_secret(load_settings(env)), load_settings(env)
     assert a.kafka == "127.0.0.1:9092" and a.cassandra == ("127.0.0.1:9042",)
     assert a.keyspace == "camlog" and a.replication == {"dc1": 1}
     assert a.keys == b.keys and a.signing_kid == "dev"

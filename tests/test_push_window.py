@@ -15,9 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.events import decode
-from pipeline.ingest.bridge import FRAMES_TOPIC, Bridge
+from pipeline.ingest.bridge import Bridge
+from pipeline.kafka.topics import FRAMES as FRAMES_TOPIC
 from pipeline.ingest.problems import IngestError, problem_body
-from pipeline.ingest.producer import Ack, KafkaUnavailable
+from pipeline.kafka.producer import Ack, KafkaUnavailable
 from pipeline.ingest.push import push_handler
 from pipeline.ingest.pushwindow import PushWindow
 

@@ -9,7 +9,7 @@ import socket
 import threading
 
 from pipeline.ingest.bridge import Bridge
-from pipeline.ingest.producer import EventProducer
+from pipeline.kafka.producer import EventProducer
 from pipeline.ingest.rtsp import CameraPull, PullOptions
 
 OPTS = PullOptions(read_timeout_s=0.5, backoff_base_s=0.05, backoff_cap_s=0.2)

@@ -35,21 +35,23 @@ def raw_kafka(bootstrap: str, loop, chunk_frames: int, seconds: float,
     comparable with camlog's cameras -> bridge -> Kafka -> segments stored. With
     ``consume=False`` it is what the broker acknowledged (the ingest benchmark's baseline).
     """
-    from confluent_kafka import Consumer, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
+
+    from pipeline.kafka.clients import admin_client, producer
+    from pipeline.kafka.clients import consumer as kafka_consumer
 
     values, media = _payloads(loop, chunk_frames)
     topic = f"camlog.bench-raw-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = admin_client(bootstrap)
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
     media_share = sum(media) / sum(len(v) for v in values)  # payloads cycle evenly
     got = {"msgs": 0, "bytes": 0}
     stop = threading.Event()
 
     def consume() -> None:
-        c = Consumer({"bootstrap.servers": bootstrap, "group.id": topic,
-                      "auto.offset.reset": "earliest", "enable.auto.commit": True,
-                      "fetch.max.bytes": 8 << 20})
+        c = kafka_consumer(bootstrap, topic, **{"auto.offset.reset": "earliest",
+                                                "enable.auto.commit": True,
+                                                "fetch.max.bytes": 8 << 20})
         c.subscribe([topic])
         try:
             while not stop.is_set():
@@ -73,8 +75,8 @@ def raw_kafka(bootstrap: str, loop, chunk_frames: int, seconds: float,
         time.sleep(3)  # let the consumer join before the clock starts
     else:
         got = acked
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                  "linger.ms": 5, "compression.type": "none"})
+    p = producer(bootstrap, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5,
+                               "compression.type": "none"})
     sent = k = 0
     t0 = time.monotonic()
     try:

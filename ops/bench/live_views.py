@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.kafka import topics
 
 __all__ = ["register"]
 
@@ -36,7 +37,7 @@ def register(app: Any, settings: Settings) -> Any:
             return None
         return record if ev.name == kind else None  # e.g. SealedPart: no view folds it
 
-    @app.agent(topic("camlog.segments"), name="bench.views.segments")
+    @app.agent(topic(topics.SEGMENTS), name="bench.views.segments")
     async def segments(stream: Any) -> None:
         # batches, as the real segments agent takes them: one window write per stream and batch
         async for events in stream.take_events(1000, within=0.005):
@@ -45,7 +46,7 @@ def register(app: Any, settings: Settings) -> Any:
                 await worker.ready()
                 await worker.handle_segments(records)
 
-    @app.agent(topic("camlog.sessions"), name="bench.views.sessions")
+    @app.agent(topic(topics.SESSIONS), name="bench.views.sessions")
     async def sessions(stream: Any) -> None:
         async for event in stream.events():
             record = mine(event, "SessionChange")
@@ -53,7 +54,7 @@ def register(app: Any, settings: Settings) -> Any:
                 await worker.ready()
                 await worker.handle_session(record)
 
-    @app.agent(topic("camlog.frames"), name="bench.views.frames")
+    @app.agent(topic(topics.FRAMES), name="bench.views.frames")
     async def frames(stream: Any) -> None:
         async for events in stream.take_events(500, within=0.05):
             records = [r for r in (mine(e, "FrameChunk") for e in events) if r is not None]

@@ -44,14 +44,15 @@ class _PartTimes(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_END, TopicPartition
 
         from pipeline.events import decode_any
+        from pipeline.kafka import topics
+        from pipeline.kafka.clients import consumer
 
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "bench-ll-unused",
-                      "enable.auto.commit": False})
-        meta = c.list_topics("camlog.segments", 10).topics["camlog.segments"]
-        c.assign([TopicPartition("camlog.segments", p, OFFSET_END) for p in meta.partitions])
+        c = consumer(self.bootstrap, "bench-ll-unused", **{"enable.auto.commit": False})
+        meta = c.list_topics(topics.SEGMENTS, 10).topics[topics.SEGMENTS]
+        c.assign([TopicPartition(topics.SEGMENTS, p, OFFSET_END) for p in meta.partitions])
         self.ready.set()
         try:
             while not self.stop.is_set():

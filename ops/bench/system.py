@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.kafka import topics
 from pipeline.runner import Child, SystemRunner, http_ok, start_group_at_end, worker_ready
 
 __all__ = [
@@ -205,25 +206,25 @@ class BenchSystem:
         Seconds = age of the oldest message not yet committed, so other producers' traffic on
         the shared topic counts for what it costs the worker, not per message of ours.
         """
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import TopicPartition
 
         from pipeline.admin.cluster import read_lag
+        from pipeline.kafka.clients import consumer
 
         try:
             (g,) = read_lag(self._admin, [self.app_id])
         except Exception:
             return None, None
         parts = {tp: (max(c, 0), e) for tp, (c, e) in g.partitions.items()
-                 if tp[0] == "camlog.frames"}
+                 if tp[0] == topics.FRAMES}
         msgs = sum(e - c for c, e in parts.values() if e > c)
         behind = [TopicPartition(t, p, c) for (t, p), (c, e) in parts.items() if e > c]
         if not behind:
             return msgs, 0.0
         if self._peek is None:
-            self._peek = Consumer({"bootstrap.servers": self.settings.kafka,
-                                   "group.id": f"{self.app_id}-peek", "enable.auto.commit": False,
-                                   "fetch.max.bytes": 1 << 20, "max.partition.fetch.bytes": 1 << 16,
-                                   "queued.max.messages.kbytes": 2048})
+            self._peek = consumer(self.settings.kafka, f"{self.app_id}-peek", **{
+                "enable.auto.commit": False, "fetch.max.bytes": 1 << 20,
+                "max.partition.fetch.bytes": 1 << 16, "queued.max.messages.kbytes": 2048})
         first: dict[int, int] = {}
         self._peek.assign(behind)
         try:
@@ -246,7 +247,7 @@ class BenchSystem:
             (g,) = read_lag(self._admin, [self.app_id])
         except Exception:
             return None
-        return sum(g.lag(tp) for tp in g.partitions if tp[0] == "camlog.frames")
+        return sum(g.lag(tp) for tp in g.partitions if tp[0] == topics.FRAMES)
 
     def new_stream(self, tag: str) -> str:
         """A fresh stream name under the private prefix."""
@@ -313,17 +314,18 @@ def progress_samples(log: str) -> list[tuple[int, int, int, int]]:
 
 def count_chunks(settings: Settings, prefix: str, since_s: float) -> int:
     """FrameChunk events on camlog.frames keyed under ``prefix`` since ``since_s`` (epoch s)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    c = Consumer({"bootstrap.servers": settings.kafka, "group.id": "bench-count-unused",
-                  "enable.auto.commit": False})
+    from pipeline.kafka.clients import consumer
+
+    c = consumer(settings.kafka, "bench-count-unused", **{"enable.auto.commit": False})
     try:
-        parts = c.list_topics("camlog.frames", 10).topics["camlog.frames"].partitions
-        tps = [TopicPartition("camlog.frames", p, int(since_s * 1000)) for p in parts]
+        parts = c.list_topics(topics.FRAMES, 10).topics[topics.FRAMES].partitions
+        tps = [TopicPartition(topics.FRAMES, p, int(since_s * 1000)) for p in parts]
         starts = c.offsets_for_times(tps, 10)
         todo, n, want = {}, 0, prefix.encode()
         for tp in starts:
-            hi = c.get_watermark_offsets(TopicPartition("camlog.frames", tp.partition), 10)[1]
+            hi = c.get_watermark_offsets(TopicPartition(topics.FRAMES, tp.partition), 10)[1]
             if 0 <= tp.offset < hi:
                 todo[tp.partition] = hi
         c.assign([t for t in starts if t.partition in todo])

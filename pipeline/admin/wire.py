@@ -68,9 +68,9 @@ class _DescribeLogDirs(Request[_DescribeLogDirsRequest_v1]):
 
 
 async def _with_client(bootstrap: str, fn: Callable[[Any], Awaitable[T]]) -> T:
-    from aiokafka.client import AIOKafkaClient
+    from pipeline.kafka.clients import aio_client
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    client = aio_client(bootstrap, request_timeout_ms=30000)
     try:
         await client.bootstrap()
         return await fn(client)

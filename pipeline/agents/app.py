@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.kafka.config import faust_brokers
 from pipeline.telemetry import get_logger
 
 __all__ = ["AGENT_MODULES", "APP_ID", "create_app"]
@@ -33,15 +34,15 @@ def create_app(settings: Settings, modules: list[str] | None = None, app_id: str
     import faust
 
     conf: dict[str, Any] = {
-        "broker": [f"kafka://{h.strip()}" for h in settings.kafka.split(",") if h.strip()],
+        "broker": faust_brokers(settings.kafka),
         "key_serializer": "raw", "value_serializer": "raw",
         "store": "memory://", "web_enabled": False, "datadir": str(settings.state_dir / "faust"),
         "stream_wait_empty": False, "consumer_auto_offset_reset": "earliest",
-        "producer_acks": -1, "broker_commit_interval": 1.0, "topic_partitions": 6,
-        "consumer_max_fetch_size": 4 * 1024 * 1024,
-        # A dead worker's partitions move after 15 s (Faust's default is 60 s of nobody
-        # processing them); heartbeats every 1.5 s leave a busy event loop ample slack.
-        "broker_session_timeout": 15.0, "broker_heartbeat_interval": 1.5,
+        "producer_acks": -1, "broker_commit_interval": settings.worker_commit_interval_s,
+        "topic_partitions": 6, "consumer_max_fetch_size": settings.worker_max_fetch_bytes,
+        # Settings.worker_*: why these values (a dead worker's partitions move after 15 s).
+        "broker_session_timeout": settings.worker_session_timeout_s,
+        "broker_heartbeat_interval": settings.worker_heartbeat_s,
     }
     conf.update(overrides)
     app = faust.App(app_id, **conf)

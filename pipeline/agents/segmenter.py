@@ -26,6 +26,7 @@ from pipeline.agents.lag import lag_clock
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
+from pipeline.kafka import topics
 from pipeline.media.cutter import Cutter
 from pipeline.media.fmp4 import InitSegment, build_init, render_part
 from pipeline.media.segment import Cut, PartCut, Step, StreamConfig
@@ -381,7 +382,7 @@ class Segmenter:
                  "byte_size": len(data), "producer_start": first.producer_us,
                  "ingest_end": last.ingest_us, "sealed_time": sealed}
         value = encode("SealedPart", event)
-        await patiently(lambda: self.publish("camlog.segments", part.stream_id.encode(), value,
+        await patiently(lambda: self.publish(topics.SEGMENTS, part.stream_id.encode(), value,
                                              inject_headers([])), "publish", KAFKA_TRANSIENT)
         _PARTS.add(1)
         _BYTES.add(len(data))
@@ -428,7 +429,7 @@ class Segmenter:
 
     async def _announce(self, row: SegmentRow) -> None:
         value = encode("SealedSegment", row.as_event())
-        await patiently(lambda: self.publish("camlog.segments", row.stream_id.encode(), value,
+        await patiently(lambda: self.publish(topics.SEGMENTS, row.stream_id.encode(), value,
                                              inject_headers([])), "publish", KAFKA_TRANSIENT)
 
     async def _dead(self, tp: Any, offset: int, key: bytes | None, original: bytes, reason: str,
@@ -436,10 +437,10 @@ class Segmenter:
         _DLQ.add(1)
         _log.warning("dead letter", extra={"stream_id": sid, "reason": reason})
         part = getattr(tp, "partition", None)
-        record = {"topic": "camlog.frames", "partition": part if isinstance(part, int) else -1,
+        record = {"topic": topics.FRAMES, "partition": part if isinstance(part, int) else -1,
                   "offset": offset, "key": key, "original": original, "reason": reason,
                   "stage": "segmenter", "stream_id": sid, "time": int(self.now() * 1e6)}
-        await patiently(lambda: self.publish("camlog.dlq", key or b"",
+        await patiently(lambda: self.publish(topics.DLQ, key or b"",
                                              encode("DeadLetter", record), inject_headers([])),
                         "publish", KAFKA_TRANSIENT)
 
@@ -461,7 +462,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
 
     seg = Segmenter(settings, SegmentStore(settings), publish, ack=lambda e: e.ack(), now=now,
                     stream_prefix=getattr(app, "camlog_stream_prefix", ""))
-    frames = app.topic("camlog.frames", key_serializer="raw", value_serializer="raw")
+    frames = app.topic(topics.FRAMES, key_serializer="raw", value_serializer="raw")
     clock = lag_clock(app)
 
     @app.agent(frames, name="segmenter")

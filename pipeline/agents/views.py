@@ -25,6 +25,7 @@ from pipeline.agents.lag import lag_clock
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import EVENTS, DecodeError, decode_any, encode
+from pipeline.kafka import topics
 from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
 from pipeline.store.views import ViewStore
@@ -52,12 +53,12 @@ _MANIFEST_LATENCY = _meter.create_histogram(
     description="time from a SealedSegment's Kafka timestamp to its live_manifest row written")
 _FLEET_STATES = ("online", "offline")
 
-_SOURCES = {"camlog.segments": "SealedSegment", "camlog.sessions": "SessionChange",
-            "camlog.frames": "FrameChunk", "camlog.dlq": "DeadLetter",
-            "camlog.playback": "PlaybackEvent"}
+_SOURCES = {topics.SEGMENTS: "SealedSegment", topics.SESSIONS: "SessionChange",
+            topics.FRAMES: "FrameChunk", topics.DLQ: "DeadLetter",
+            topics.PLAYBACK: "PlaybackEvent"}
 #: Events that belong on a topic but no view folds (LL-HLS playlists follow SealedPart live),
 #: and their current fingerprints, so the common case is skipped without decoding.
-_PASSED = {"camlog.segments": frozenset({"SealedPart"})}
+_PASSED = {topics.SEGMENTS: frozenset({"SealedPart"})}
 _PASSED_FP = {t: frozenset(EVENTS[n].fingerprint for n in names) for t, names in _PASSED.items()}
 
 
@@ -343,8 +344,8 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
     def topic(name: str) -> Any:
         return app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    dlq_topic = topic("camlog.dlq")
-    hits = app.Table(HITS_TABLE, default=None, partitions=parts.get("camlog.playback"),
+    dlq_topic = topic(topics.DLQ)
+    hits = app.Table(HITS_TABLE, default=None, partitions=parts.get(topics.PLAYBACK),
                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
     worker.book = StatsBook(hits, worker.grace_us)
 
@@ -373,7 +374,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
             _ERRORS.add(1, {"view": view, "kind": "decode"})
             _log.warning("undecodable event", extra={"view": view, "reason": exc.reason})
             # the segmenter dead-letters bad frames; a DLQ event must not be dead-lettered again
-            if topic_name not in ("camlog.dlq", "camlog.frames"):
+            if topic_name not in (topics.DLQ, topics.FRAMES):
                 key = event.key if isinstance(event.key, (bytes, type(None))) else None
                 value = encode("DeadLetter", {
                     "topic": topic_name, "partition": event.message.partition,
@@ -443,25 +444,25 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
         for e in events:
             await one("dlq", e, worker.handle_dlq)
 
-    @app.agent(topic("camlog.segments"), name="views.segments")
+    @app.agent(topic(topics.SEGMENTS), name="views.segments")
     async def segments_agent(stream: Any) -> None:
         await consume("segments", stream, lambda es: many("segments", es, worker.handle_segments),
                       1000, 0.005)
 
-    @app.agent(topic("camlog.sessions"), name="views.sessions")
+    @app.agent(topic(topics.SESSIONS), name="views.sessions")
     async def sessions_agent(stream: Any) -> None:
         await consume("sessions", stream, sessions, 100, 0.005)
 
-    @app.agent(topic("camlog.dlq"), name="views.dlq")
+    @app.agent(topic(topics.DLQ), name="views.dlq")
     async def dlq_agent(stream: Any) -> None:
         await consume("dlq", stream, dead_letters, 100, 0.005)
 
-    @app.agent(topic("camlog.frames"), name="views.frames")
+    @app.agent(topic(topics.FRAMES), name="views.frames")
     async def frames_agent(stream: Any) -> None:
         await consume("frames", stream, lambda es: many("frames", es, worker.handle_chunks),
                       1000, 0.05)
 
-    @app.agent(topic("camlog.playback"), name="views.playback")
+    @app.agent(topic(topics.PLAYBACK), name="views.playback")
     async def playback_agent(stream: Any) -> None:
         # In-memory table updates only (its changelog is Faust's): auto-acked events are safe.
         seen = 0

@@ -35,6 +35,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _handle(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.auth.keys import viewer_keys
     from pipeline.auth.tokens import issue, parse_ttl
+    from pipeline.config import ensure_dev_secret
     from pipeline.auth.viewer import issue as issue_viewer
 
     try:
@@ -42,7 +43,8 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
         if args.kind == "viewer":
             token = issue_viewer(viewer_keys(settings), args.stream, ttl, time.time())
         else:
-            token = issue(settings.keys, None, args.kind, args.stream, ttl, time.time())
+            keys = ensure_dev_secret(settings).require_keys()
+            token = issue(keys, None, args.kind, args.stream, ttl, time.time())
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print(token)

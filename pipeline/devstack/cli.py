@@ -51,8 +51,10 @@ def _port_of(address: str, default: int) -> int:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.config import ensure_dev_secret
     from pipeline.devstack.stack import CassandraSpec, KafkaSpec, Stack, up
 
+    ensure_dev_secret(settings)  # device tokens' dev key (without CAMLOG_SECRET), once
     if args.regions:
         return _up_regions(args, settings)
     if args.no_kafka and args.no_cassandra:

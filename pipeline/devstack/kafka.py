@@ -208,9 +208,10 @@ def start_node(libs: Path, node: KafkaNode) -> int:
 def brokers_ready(bootstrap_servers: str, expected: int, timeout: float = 3.0) -> bool:
     """True when a metadata request answers and lists all ``expected`` brokers and a controller."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _QUIET})
+    from pipeline.kafka.clients import admin_client
+
+    admin = admin_client(bootstrap_servers, logger=_QUIET)
     try:
         meta = admin.list_topics(timeout=timeout)
     except KafkaException:

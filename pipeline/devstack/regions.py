@@ -25,6 +25,7 @@ from pipeline.devstack.maven import fetch_libs
 from pipeline.devstack.procs import PidFile, port_open, wait_until
 from pipeline.devstack.stack import Stack, stop_named
 from pipeline.errors import CliError
+from pipeline.kafka import topics
 
 __all__ = ["Region", "load_regions", "plan_regions", "regions_down", "regions_status",
            "regions_up"]
@@ -188,7 +189,7 @@ def regions_up(stack: Stack, names: Sequence[str],
             say(f"started mirror-{r.name} (pid {mm2.start_mirror(mlibs, r.mirror)}): "
                 f"{', '.join(n for n in names if n != r.name)} -> {r.name}")
     for r in regions:
-        want = {mm2.mirrored_topic(o.name, "camlog.frames") for o in regions if o is not r}
+        want = {mm2.mirrored_topic(o.name, topics.FRAMES) for o in regions if o is not r}
         took = wait_until(lambda r=r, want=want: want <= _topics(r.bootstrap),
                           what=f"MirrorMaker 2 into {r.name}", timeout=180, say=say,
                           alive=lambda r=r: r.mirror.pidfile.process() is not None)
@@ -199,10 +200,11 @@ def regions_up(stack: Stack, names: Sequence[str],
 
 def _topics(bootstrap: str) -> set[str]:
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+
+    from pipeline.kafka.clients import admin_client
 
     try:
-        return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=3).topics)
+        return set(admin_client(bootstrap).list_topics(timeout=3).topics)
     except KafkaException:
         return set()
 

@@ -12,6 +12,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from pipeline.config import ConfigError, env_setting
+from pipeline.kafka import topics
 
 __all__ = ["BY_FINGERPRINT", "EVENTS", "SCHEMA_DIR", "TOPICS", "TOPIC_EVENTS", "EventType",
            "WriterSchema", "load_schema"]
@@ -56,13 +57,13 @@ class EventType:
 
 
 _TOPIC_OF = {  # the first event named for a topic is its primary one (``TOPICS``)
-    "FrameChunk": "camlog.frames",
-    "SealedSegment": "camlog.segments",
-    "SealedPart": "camlog.segments",
-    "SessionChange": "camlog.sessions",
-    "PlaybackEvent": "camlog.playback",
-    "DeadLetter": "camlog.dlq",
-    "CameraConfig": "camlog.cameras",
+    "FrameChunk": topics.FRAMES,
+    "SealedSegment": topics.SEGMENTS,
+    "SealedPart": topics.SEGMENTS,
+    "SessionChange": topics.SESSIONS,
+    "PlaybackEvent": topics.PLAYBACK,
+    "DeadLetter": topics.DLQ,
+    "CameraConfig": topics.CAMERAS,
 }
 
 

@@ -19,8 +19,8 @@ from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.checks import STREAM_ID_RE
 from pipeline.ingest.framing import RESUME_HEADER, FramingError, parse_chunk
 from pipeline.ingest.problems import IngestError, problem_body
-from pipeline.ingest.producer import EventProducer
 from pipeline.ingest.ratelimit import RateLimiter
+from pipeline.kafka.producer import EventProducer
 from pipeline.telemetry import get_logger, get_meter, get_tracer
 
 __all__ = ["BRIDGE", "build_app"]
@@ -107,10 +107,17 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 def build_app(settings: Settings, *, producer: EventProducer | None = None,
-              rate: float = 200.0, burst: float = 400.0, recover_s: float = 60.0,
-              ack_timeout_s: float = 8.0,
+              rate: float | None = None, burst: float | None = None,
+              recover_s: float | None = None, ack_timeout_s: float | None = None,
               now: Callable[[], float] = time.time) -> web.Application:
-    """The bridge application; Kafka starts/stops with the app (``on_startup``/``on_cleanup``)."""
+    """The bridge application; Kafka starts/stops with the app (``on_startup``/``on_cleanup``).
+
+    ``rate``, ``burst``, ``recover_s`` and ``ack_timeout_s`` override the ``ingest_*`` settings.
+    """
+    rate = settings.ingest_rate if rate is None else rate
+    burst = settings.ingest_burst if burst is None else burst
+    recover_s = settings.ingest_recover_s if recover_s is None else recover_s
+    ack_timeout_s = settings.ingest_ack_timeout_s if ack_timeout_s is None else ack_timeout_s
     from pipeline.ingest import openapi, status
     from pipeline.ingest.push import push_handler
     from pipeline.ingest.recovery import recover
@@ -122,7 +129,7 @@ def build_app(settings: Settings, *, producer: EventProducer | None = None,
     bridge = Bridge(producer, idle_timeout_s=settings.idle_timeout_s,
                     ack_timeout_s=ack_timeout_s, now=now)
     limiter = RateLimiter(rate, burst)
-    auth = _Authenticator(settings.keys)
+    auth = _Authenticator(settings.require_keys())
     state: dict[str, Any] = {"recovered": False}
     app = web.Application(middlewares=[_problems], client_max_size=settings.chunk_max_bytes)
     app[BRIDGE] = bridge

@@ -11,14 +11,13 @@ from pipeline.events import encode
 from pipeline.ingest.checks import inspect_chunk
 from pipeline.ingest.framing import Chunk
 from pipeline.ingest.problems import IngestError
-from pipeline.ingest.producer import EventProducer, KafkaUnavailable
 from pipeline.ingest.streams import StreamTable
+from pipeline.kafka import topics
+from pipeline.kafka.producer import EventProducer, KafkaUnavailable
 from pipeline.telemetry import get_meter, inject_headers
 
-__all__ = ["FRAMES_TOPIC", "SESSIONS_TOPIC", "Bridge"]
+__all__ = ["Bridge"]
 
-FRAMES_TOPIC = "camlog.frames"
-SESSIONS_TOPIC = "camlog.sessions"
 
 _meter = get_meter("camlog.ingest")
 _chunks = _meter.create_counter("camlog.ingest.chunks", description="chunks persisted")
@@ -49,7 +48,7 @@ class Bridge:
         yield Observation(self.producer.queue_depth)
 
     def _send_sessions(self, records: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> list:
-        return [self.producer.enqueue(SESSIONS_TOPIC, r["stream_id"].encode(),
+        return [self.producer.enqueue(topics.SESSIONS, r["stream_id"].encode(),
                                       encode("SessionChange", r), inject_headers([]))
                 for r in records]
 
@@ -109,7 +108,7 @@ class Bridge:
                                   ("camlog-session", adm.session_id.encode())])
         try:
             futs = self._send_sessions(adm.sessions)
-            fut = self.producer.enqueue(FRAMES_TOPIC, stream_id.encode(),
+            fut = self.producer.enqueue(topics.FRAMES, stream_id.encode(),
                                         encode("FrameChunk", record), headers)
         except KafkaUnavailable as exc:
             raise IngestError(503, "kafka_unavailable", str(exc), retry_after=1) from None

@@ -16,14 +16,9 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.errors import CliError
 from pipeline.ingest.checks import STREAM_ID_RE
+from pipeline.kafka import topics
 
 __all__ = ["add_camera", "list_cameras", "register", "remove_camera"]
-
-
-def _topic() -> str:
-    from pipeline.ingest.puller import CAMERAS_TOPIC
-
-    return CAMERAS_TOPIC
 
 
 def _check_id(camera_id: str) -> str:
@@ -33,12 +28,12 @@ def _check_id(camera_id: str) -> str:
 
 
 async def _send(settings: Settings, key: str, value: bytes | None) -> Any:
-    from pipeline.ingest.producer import EventProducer, KafkaUnavailable
+    from pipeline.kafka.producer import EventProducer, KafkaUnavailable
 
     producer = EventProducer(settings.kafka, extra={"client.id": "camlog-cameras"})
     await producer.start()
     try:
-        return await producer.send(_topic(), key.encode(), value)  # type: ignore[arg-type]
+        return await producer.send(topics.CAMERAS, key.encode(), value)  # type: ignore[arg-type]
     except KafkaUnavailable as exc:
         raise CliError(f"Kafka did not take the change: {exc}") from None
     finally:
@@ -60,27 +55,27 @@ def add_camera(settings: Settings, camera_id: str, url: str, transport: str = "T
 def remove_camera(settings: Settings, camera_id: str) -> Any:
     """Write the camera's tombstone; ``CliError`` if it is not registered."""
     if _check_id(camera_id) not in list_cameras(settings):
-        raise CliError(f"no camera {camera_id!r} in {_topic()}")
+        raise CliError(f"no camera {camera_id!r} in {topics.CAMERAS}")
     return asyncio.run(_send(settings, camera_id, None))
 
 
 def list_cameras(settings: Settings, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
     """Every registered camera's latest ``CameraConfig``, read to the topic's end."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
     from pipeline.events import DecodeError, decode
+    from pipeline.kafka.clients import consumer
 
-    c = Consumer({"bootstrap.servers": settings.kafka, "group.id": f"cameras-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False})
+    c = consumer(settings.kafka, f"cameras-{uuid.uuid4().hex}", **{"enable.auto.commit": False})
     out: dict[str, dict[str, Any]] = {}
     try:
-        md = c.list_topics(_topic(), timeout=10).topics[_topic()]
+        md = c.list_topics(topics.CAMERAS, timeout=10).topics[topics.CAMERAS]
         if md.error is not None:
-            raise CliError(f"{_topic()}: {md.error}; run `camlog topology apply`")
-        ends = {p: c.get_watermark_offsets(TopicPartition(_topic(), p), timeout=10)
+            raise CliError(f"{topics.CAMERAS}: {md.error}; run `camlog topology apply`")
+        ends = {p: c.get_watermark_offsets(TopicPartition(topics.CAMERAS, p), timeout=10)
                 for p in md.partitions}
         todo = {p for p, (lo, hi) in ends.items() if hi > lo}
-        c.assign([TopicPartition(_topic(), p, OFFSET_BEGINNING) for p in todo])
+        c.assign([TopicPartition(topics.CAMERAS, p, OFFSET_BEGINNING) for p in todo])
         deadline = time.monotonic() + timeout
         while todo and time.monotonic() < deadline:
             msg = c.poll(0.5)
@@ -97,7 +92,7 @@ def list_cameras(settings: Settings, timeout: float = 30.0) -> dict[str, dict[st
             except DecodeError:
                 continue  # the puller logs and counts unreadable entries
         if todo:
-            raise CliError(f"{_topic()} not read to its end within {timeout:.0f}s")
+            raise CliError(f"{topics.CAMERAS} not read to its end within {timeout:.0f}s")
     finally:
         c.close()
     return out
@@ -108,7 +103,7 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
 
     ack = add_camera(settings, args.id, args.url, args.transport)
     print(f"camera {args.id}: {redact(args.url)} ({args.transport.upper()}) "
-          f"registered at {_topic()}[{ack.partition}]@{ack.offset}")
+          f"registered at {topics.CAMERAS}[{ack.partition}]@{ack.offset}")
     return 0
 
 
@@ -124,7 +119,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _remove(args: argparse.Namespace, settings: Settings) -> int:
     ack = remove_camera(settings, args.id)
-    print(f"camera {args.id}: removed (tombstone at {_topic()}[{ack.partition}]@{ack.offset})")
+    print(f"camera {args.id}: removed (tombstone at {topics.CAMERAS}[{ack.partition}]@{ack.offset})")
     return 0
 
 

@@ -12,12 +12,15 @@ __all__ = ["register"]
 def register(parser: argparse.ArgumentParser) -> None:
     """Add bridge options."""
     parser.add_argument("--addr", help="host:port to listen on (default Settings.bridge_addr)")
-    parser.add_argument("--rate", type=float, default=200.0, help="requests/s per stream (429 above)")
-    parser.add_argument("--burst", type=float, default=400.0, help="burst size per stream")
-    parser.add_argument("--recover-s", type=float, default=60.0,
-                        help="seconds of camlog.frames to scan at start for stream state")
-    parser.add_argument("--ack-timeout", type=float, default=8.0,
-                        help="seconds to wait for Kafka's ack before answering 503")
+    parser.add_argument("--rate", type=float,
+                        help="requests/s per stream, 429 above (CAMLOG_INGEST_RATE, 200)")
+    parser.add_argument("--burst", type=float, help="burst size per stream (CAMLOG_INGEST_BURST, 400)")
+    parser.add_argument("--recover-s", type=float,
+                        help="seconds of camlog.frames to scan at start for stream state "
+                             "(CAMLOG_INGEST_RECOVER_S, 60)")
+    parser.add_argument("--ack-timeout", type=float,
+                        help="seconds to wait for Kafka's ack before answering 503 "
+                             "(CAMLOG_INGEST_ACK_TIMEOUT_S, 8)")
     parser.set_defaults(func=_handle)
 
 

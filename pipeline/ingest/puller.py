@@ -15,17 +15,18 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
-from pipeline.events import EVENTS, decode
+from pipeline.events import decode
 from pipeline.events.codec import DecodeError
 from pipeline.ingest.bridge import Bridge
-from pipeline.ingest.producer import EventProducer
 from pipeline.ingest.registry import CameraRegistry, CameraSpec
 from pipeline.ingest.rtsp import CameraPull, PullOptions
+from pipeline.kafka import topics
+from pipeline.kafka.config import consumer_config
+from pipeline.kafka.producer import EventProducer
 from pipeline.telemetry import get_logger, get_meter
 
-__all__ = ["CAMERAS_TOPIC", "PullHost", "Puller"]
+__all__ = ["PullHost", "Puller"]
 
-CAMERAS_TOPIC = EVENTS["CameraConfig"].topic
 _STOP_S = 10.0  # a pull's own shutdown (flush its chunks, DISCONNECTED) takes at most this
 _log = get_logger("camlog.puller")
 _meter = get_meter("camlog.puller")
@@ -107,14 +108,13 @@ class Puller:
 
     def _consumer_config(self) -> dict[str, Any]:
         session_ms = int(self.settings.puller_session_timeout_s * 1000)
-        return {
-            "bootstrap.servers": self.settings.kafka, "group.id": self.group,
+        return consumer_config(self.settings.kafka, self.group, **{
             "client.id": f"camlog-puller-{self.name}" if self.name else "camlog-puller",
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "enable.partition.eof": True, "session.timeout.ms": session_ms,
             "heartbeat.interval.ms": max(500, session_ms // 5),
             "partition.assignment.strategy": "roundrobin",
-        }
+        })
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pull the cameras of the partitions this member owns until ``stop`` is set."""
@@ -185,15 +185,15 @@ class Puller:
 
         def on_assign(c: Any, parts: list[Any]) -> None:
             ends = {tp.partition: c.get_watermark_offsets(
-                TopicPartition(CAMERAS_TOPIC, tp.partition), timeout=10)[1] for tp in parts}
+                TopicPartition(topics.CAMERAS, tp.partition), timeout=10)[1] for tp in parts}
             self._call(self._assigned(ends))
-            c.assign([TopicPartition(CAMERAS_TOPIC, tp.partition, OFFSET_BEGINNING)
+            c.assign([TopicPartition(topics.CAMERAS, tp.partition, OFFSET_BEGINNING)
                       for tp in parts])
 
         def on_revoke(c: Any, parts: list[Any]) -> None:
             self._call(self._revoked([tp.partition for tp in parts]))
 
-        consumer.subscribe([CAMERAS_TOPIC], on_assign=on_assign, on_revoke=on_revoke,
+        consumer.subscribe([topics.CAMERAS], on_assign=on_assign, on_revoke=on_revoke,
                            on_lost=on_revoke)
         try:
             while not self._stop.is_set():

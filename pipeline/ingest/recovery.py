@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.ingest.streams import StreamState
+from pipeline.kafka import topics
+from pipeline.kafka.clients import consumer as kafka_consumer
 
 __all__ = ["recover"]
 
@@ -21,16 +23,15 @@ def _header(headers: Any, name: str) -> bytes | None:
     return None
 
 
-def recover(bootstrap: str, window_s: float, now: float, topic: str = "camlog.frames",
+def recover(bootstrap: str, window_s: float, now: float, topic: str = topics.FRAMES,
             timeout: float = 10.0) -> list[StreamState]:
     """Blocking: scan every partition's last ``window_s`` seconds and return stream states."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
     from pipeline.events import decode
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "camlog-bridge-recovery",
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "auto.offset.reset": "latest"})
+    consumer = kafka_consumer(bootstrap, "camlog-bridge-recovery", **{
+        "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "latest"})
     states: dict[str, StreamState] = {}
     try:
         md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)

@@ -17,20 +17,22 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--addr", help="host:port to listen on (default Settings.playback_addr)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes sharing the port with SO_REUSEPORT (default 1)")
-    parser.add_argument("--cache-mb", type=int, default=256,
-                        help="in-process cache for manifests, segments and thumbnails, in MiB")
-    parser.add_argument("--max-range", type=int, default=6 * 3600,
-                        help="longest VOD range in seconds (default 6 h)")
-    parser.add_argument("--max-clip", type=int, default=600,
-                        help="longest clip in seconds (default 10 min)")
+    parser.add_argument("--cache-mb", type=int,
+                        help="in-process cache for manifests, segments and thumbnails, in MiB "
+                             "(CAMLOG_PLAYBACK_CACHE_MB, 256)")
+    parser.add_argument("--max-range", type=int,
+                        help="longest VOD range in seconds (CAMLOG_PLAYBACK_MAX_RANGE_S, 6 h)")
+    parser.add_argument("--max-clip", type=int,
+                        help="longest clip in seconds (CAMLOG_PLAYBACK_MAX_CLIP_S, 10 min)")
     parser.add_argument("--no-events", action="store_true",
                         help="do not produce playback events to Kafka")
     parser.set_defaults(func=run)
 
 
-def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 * 3600,
-                  max_clip_s: int = 600, events: bool = True):  # -> Context
-    """The service's context from settings (nothing connects until the app starts)."""
+def build_context(settings: Settings, cache_mb: int | None = None, max_range_s: int | None = None,
+                  max_clip_s: int | None = None, events: bool = True):  # -> Context
+    """The service's context from settings (nothing connects until the app starts); the limits
+    given override ``playback_cache_mb``, ``playback_max_range_s`` and ``playback_max_clip_s``."""
     from pipeline.auth.keys import viewer_keys
     from pipeline.playback.app import Context
     from pipeline.playback.bridgestatus import BridgeStatus
@@ -40,6 +42,9 @@ def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 
     from pipeline.playback.llhls import LLConfig
     from pipeline.playback.source import CassandraSource
 
+    cache_mb = settings.playback_cache_mb if cache_mb is None else cache_mb
+    max_range_s = settings.playback_max_range_s if max_range_s is None else max_range_s
+    max_clip_s = settings.playback_max_clip_s if max_clip_s is None else max_clip_s
     keys = viewer_keys(settings)
     sink = EventSink(settings.kafka, region=settings.region) if events else None
     ll = LLConfig.from_settings(settings.part_target_s, settings.segment_max_s)

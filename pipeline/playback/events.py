@@ -14,10 +14,12 @@ from typing import Any
 from opentelemetry import metrics
 
 from pipeline.events.codec import EncodeError, encode
+from pipeline.kafka import topics
+from pipeline.kafka.clients import producer as kafka_producer
 
 __all__ = ["TOPIC", "EventSink"]
 
-TOPIC = "camlog.playback"
+TOPIC = topics.PLAYBACK
 log = logging.getLogger("camlog.playback.events")
 
 
@@ -69,10 +71,7 @@ class EventSink:
 
     def start(self) -> None:
         """Create the producer and start the background thread."""
-        from confluent_kafka import Producer
-
-        self._producer = Producer({
-            "bootstrap.servers": self._bootstrap,
+        self._producer = kafka_producer(self._bootstrap, **{
             "client.id": "camlog-playback",
             "linger.ms": 50,
             "batch.num.messages": 10_000,

@@ -23,8 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.events import DecodeError, decode_any
-from pipeline.playback.lltail import Tail
+from pipeline.kafka import topics
+from pipeline.kafka.clients import admin_client, aio_consumer
 from pipeline.playback.llhls import LiveWindow
+from pipeline.playback.lltail import Tail
 
 __all__ = ["Follower"]
 
@@ -36,7 +38,7 @@ class Follower:
     """The live tails of every stream on ``camlog.segments``, and the requests waiting on them."""
 
     def __init__(self, bootstrap: str, *, window_segments: int, rewind_s: float,
-                 fresh_s: float, max_streams: int = 100_000, topic: str = "camlog.segments",
+                 fresh_s: float, max_streams: int = 100_000, topic: str = topics.SEGMENTS,
                  now: Callable[[], float] = time.time) -> None:
         self.bootstrap, self.topic, self.now = bootstrap, topic, now
         self.window_segments, self.rewind_s, self.fresh_s = window_segments, rewind_s, fresh_s
@@ -139,12 +141,12 @@ class Follower:
                 await asyncio.sleep(2.0)
 
     async def _follow(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="latest",
-                                    fetch_max_wait_ms=100, max_partition_fetch_bytes=4 << 20,
-                                    client_id="camlog-playback-follow")
+        consumer = aio_consumer(self.bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="latest",
+                                fetch_max_wait_ms=100, max_partition_fetch_bytes=4 << 20,
+                                client_id="camlog-playback-follow")
         await consumer.start()
         try:
             parts = await asyncio.to_thread(self._partitions)
@@ -180,9 +182,7 @@ class Follower:
             await consumer.stop()
 
     def _partitions(self) -> list[int]:
-        from confluent_kafka.admin import AdminClient
-
-        meta = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(self.topic, 10)
+        meta = admin_client(self.bootstrap).list_topics(self.topic, 10)
         topic = meta.topics.get(self.topic)
         return [] if topic is None or topic.error is not None else list(topic.partitions)
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.kafka import topics
 from pipeline.replay.select import LogReader, Selection
 from pipeline.views import device_state as ds
 from pipeline.views.manifest import ManifestState, apply_segment, ended_from_session
@@ -63,17 +64,17 @@ def fold(stream_id: str, events: list[tuple[int, str, Any]], time_us: int, windo
             break
         n += 1
         new: ds.DeviceState | None = None
-        if topic == "camlog.frames":
+        if topic == topics.FRAMES:
             summary = rec if isinstance(rec, ds.ChunkSummary) else ds.summarize_chunk(rec)
             new = ds.on_chunks(dev, [summary])
-        elif topic == "camlog.sessions":
+        elif topic == topics.SESSIONS:
             new = ds.on_session(dev, rec)
             e = ended_from_session(rec)
             ended = e[0] if e is not None else ended
-        elif topic == "camlog.segments":
+        elif topic == topics.SEGMENTS:
             new = ds.on_segment(dev, rec)
             man = apply_segment(man, rec)
-        elif topic == "camlog.dlq":
+        elif topic == topics.DLQ:
             new = ds.on_dlq(dev, rec)
         dev = new if new is not None else dev
     dev = ds.expire(dev, time_us, idle_us) or dev
@@ -82,14 +83,14 @@ def fold(stream_id: str, events: list[tuple[int, str, Any]], time_us: int, windo
 
 def as_of(settings: Settings, stream_id: str, time_us: int) -> Snapshot:
     """Read the stream's events logged up to ``time_us`` and fold them."""
-    topics = ("camlog.sessions", "camlog.frames", "camlog.segments", "camlog.dlq")
-    sel = Selection(topics, None, time_us + 1, frozenset({stream_id}), slack_us=0)
+    wanted = (topics.SESSIONS, topics.FRAMES, topics.SEGMENTS, topics.DLQ)
+    sel = Selection(wanted, None, time_us + 1, frozenset({stream_id}), slack_us=0)
     events: list[tuple[int, str, Any]] = []
     with LogReader(settings, sel, missing_ok=True) as reader:
         for e in reader.events():
             rec = e.record()
             if rec.get("stream_id") == stream_id:
-                if e.topic == "camlog.frames":
+                if e.topic == topics.FRAMES:
                     rec = ds.summarize_chunk(rec)  # the frames' bytes are not needed
                 events.append((e.timestamp_ms * 1000, e.topic, rec))
     return fold(stream_id, events, time_us, settings.live_window,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import CliError
+from pipeline.kafka import topics
 
 __all__ = ["register"]
 
@@ -57,7 +58,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.replay.rebuild import rebuild
 
-    sel = selection_from(args, default_topics=("camlog.frames",))
+    sel = selection_from(args, default_topics=(topics.FRAMES,))
     res = rebuild(settings, sel, args.into, progress=not args.quiet, replace=args.replace)
     print(f"rebuilt {res.keyspace}: {res.chunks} chunks, {res.sessions} session changes, "
           f"{res.dead_letters} dead letters, {res.playback_events} playback events -> "

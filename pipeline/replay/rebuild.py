@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.errors import CliError
 from pipeline.events.codec import decode_any
+from pipeline.kafka import topics
 from pipeline.replay.progress import Progress
 from pipeline.replay.select import LogEvent, LogReader, Selection
 
@@ -189,22 +190,22 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
         ev, record = decode_any(value)
         if ev.name == "SealedPart":
             return  # parts feed live LL-HLS playlists, which follow the log, not a view
-        if topic == "camlog.segments":
+        if topic == topics.SEGMENTS:
             segments += 1
             await vq.put(clock(), "handle_segment", record)
-        elif topic == "camlog.dlq":
+        elif topic == topics.DLQ:
             await vq.put(clock(), "handle_dlq", record)
 
     seg = Segmenter(target, _Pipelined(SegmentStore(target)), publish, ack=lambda e: None,
                     now=clock, event_time=True)
-    side = Selection(("camlog.sessions", "camlog.dlq"), sel.start_us, sel.end_us, sel.streams,
+    side = Selection((topics.SESSIONS, topics.DLQ), sel.start_us, sel.end_us, sel.streams,
                      slack_us=sel.slack_us)
     others = await asyncio.to_thread(_read_all, settings, side)
     pending: dict[str, list[tuple[int, str, dict]]] = defaultdict(list)
     n_sessions = n_dead = 0
     for e in others:
         record = e.record()
-        if e.topic == "camlog.dlq" and str(record.get("stage", "")).startswith("segmenter"):
+        if e.topic == topics.DLQ and str(record.get("stage", "")).startswith("segmenter"):
             continue  # the segmenter below derives these again
         sid = record.get("stream_id") or ""
         pending[sid].append((record.get("time", e.timestamp_ms * 1000), e.topic, record))
@@ -229,7 +230,7 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
         while items and (until_us is None or items[0][0] <= until_us):
             t, topic, record = items.pop(0)
             clock.advance_us(t)
-            if topic == "camlog.sessions":
+            if topic == topics.SESSIONS:
                 await idle_before(sid, t)
                 n_sessions += 1
                 await vq.put(clock(), "handle_session", record)
@@ -250,7 +251,7 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
     last_tick: float | None = None
     idle_ticks = int(settings.idle_timeout_s) + 2
     try:
-        with LogReader(settings, Selection(("camlog.frames",), sel.start_us, sel.end_us,
+        with LogReader(settings, Selection((topics.FRAMES,), sel.start_us, sel.end_us,
                                            sel.streams, slack_us=sel.slack_us)) as reader:
             ranges = reader.ranges()
             prog = Progress(sum(r.size for r in ranges), label="rebuild", enabled=progress)
@@ -319,7 +320,7 @@ async def _playback(settings: Settings, sel: Selection, views: Any, vq: _ViewQue
 
     views.book = StatsBook({}, views.grace_us)
     hits = await asyncio.to_thread(_read_all, settings, Selection(
-        ("camlog.playback",), sel.start_us, sel.end_us, sel.streams, slack_us=sel.slack_us))
+        (topics.PLAYBACK,), sel.start_us, sel.end_us, sel.streams, slack_us=sel.slack_us))
     last = 0
     for e in hits:
         record = e.record()

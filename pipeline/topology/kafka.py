@@ -13,6 +13,7 @@ from confluent_kafka.admin import (
 
 from pipeline.config import Settings
 from pipeline.errors import CamlogError
+from pipeline.kafka.clients import admin_client as kafka_admin_client
 from pipeline.topology.spec import Change, TopicSpec, diff_topic, effective_topic, load_topics
 
 __all__ = ["admin_client", "apply_topics", "plan_topics"]
@@ -20,7 +21,7 @@ __all__ = ["admin_client", "apply_topics", "plan_topics"]
 
 def admin_client(settings: Settings) -> AdminClient:
     """An AdminClient for ``settings.kafka``."""
-    return AdminClient({"bootstrap.servers": settings.kafka, "socket.timeout.ms": 10000})
+    return kafka_admin_client(settings.kafka, **{"socket.timeout.ms": 10000})
 
 
 def _wait(futures: dict, what: str, timeout: float = 30.0) -> dict:

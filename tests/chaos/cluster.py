@@ -20,7 +20,7 @@ import psutil
 
 from pipeline.config import Settings
 from pipeline.devstack.stack import KafkaSpec, Stack, down, up
-from pipeline.ingest.producer import EventProducer
+from pipeline.kafka.producer import EventProducer
 
 __all__ = ["AckProbe", "KafkaCluster", "free_base"]
 

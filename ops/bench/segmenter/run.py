@@ -32,6 +32,8 @@ import psutil
 
 from pipeline.config import load_settings
 from pipeline.events import encode
+from pipeline.kafka import topics
+from pipeline.kafka.clients import consumer, producer
 from pipeline.views.timeindex import day_of
 from tests.segmenter.kafka_util import WorkerProcess, fresh_group
 from tests.segmenter.media import TIMESCALE, chunks
@@ -41,12 +43,12 @@ ROOT = Path(__file__).resolve().parents[3]
 FPS = 15
 
 
-def _offsets(bootstrap: str, group: str, topic: str = "camlog.frames"
+def _offsets(bootstrap: str, group: str, topic: str = topics.FRAMES
              ) -> tuple[dict[int, int], dict[int, int]]:
     """(committed offsets of ``group``, high watermarks) per partition."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c = consumer(bootstrap, group, **{"enable.auto.commit": False})
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         committed = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
@@ -68,15 +70,13 @@ def _behind(bootstrap: str, group: str, target: dict[int, int]) -> int:
 
 
 def _produce(bootstrap: str, records: list[tuple[str, bytes]]) -> float:
-    from confluent_kafka import Producer
-
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
-                  "enable.idempotence": True, "queue.buffering.max.messages": 1_000_000})
+    p = producer(bootstrap, **{"linger.ms": 20, "acks": "all", "enable.idempotence": True,
+                               "queue.buffering.max.messages": 1_000_000})
     t = time.perf_counter()
     for key, value in records:
         while True:
             try:
-                p.produce("camlog.frames", value=value, key=key)
+                p.produce(topics.FRAMES, value=value, key=key)
                 break
             except BufferError:
                 p.poll(0.05)
@@ -161,9 +161,7 @@ def live(settings, cameras: int, seconds: int, frames, cfg, prefix: str, log: Pa
     group = fresh_group(settings.kafka)
     worker = WorkerProcess(group, log, prefix, CAMLOG_IDLE_TIMEOUT_S="2",
                            CAMLOG_TELEMETRY="none").start()
-    from confluent_kafka import Producer
-
-    p = Producer({"bootstrap.servers": settings.kafka, "linger.ms": 5, "acks": "all"})
+    p = producer(settings.kafka, **{"linger.ms": 5, "acks": "all"})
     time.sleep(8)  # let the worker join its group
     start = time.time()
     per_cam = [chunks(f"{prefix}{i}", frames, cfg, per_chunk=3, t0_us=int(start * 1e6))
@@ -176,7 +174,7 @@ def live(settings, cameras: int, seconds: int, frames, cfg, prefix: str, log: Pa
             now_us = int(time.time() * 1e6)
             for cam in per_cam:
                 rec = dict(cam[n], ingest_time=now_us)
-                p.produce("camlog.frames", value=encode("FrameChunk", rec),
+                p.produce(topics.FRAMES, value=encode("FrameChunk", rec),
                           key=rec["stream_id"])
             p.poll(0)
             if n % 20 == 0:

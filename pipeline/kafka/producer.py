@@ -7,7 +7,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FAILOVER_CONFIG", "Ack", "EventProducer", "KafkaUnavailable"]
+from pipeline.kafka.config import producer_config
+
+__all__ = ["Ack", "EventProducer", "KafkaUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -16,23 +18,6 @@ class Ack:
 
     partition: int
     offset: int
-
-
-#: Client side of a broker failover (README, "Failover"). A produce request to a leader that
-#: hangs (SIGSTOP, partition) holds the partition's later messages until it times out, because
-#: the idempotent producer keeps order: 5 s, not 30 s, covers an acks=all write waiting for a dead
-#: follower to be fenced (3 s in the dev stack). Reconnecting to a broker that came back waits at
-#: most 1 s (default 10 s, which added up to 10 s after an outage); metadata is refreshed every
-#: 10 s anyway so leadership moves without errors are seen soon.
-FAILOVER_CONFIG: dict[str, Any] = {
-    "request.timeout.ms": 5000,
-    "socket.timeout.ms": 10000,
-    "reconnect.backoff.max.ms": 1000,
-    "retry.backoff.ms": 100,
-    "retry.backoff.max.ms": 500,
-    "topic.metadata.refresh.interval.ms": 10000,
-    "metadata.max.age.ms": 30000,
-}
 
 
 class KafkaUnavailable(Exception):
@@ -48,22 +33,9 @@ class EventProducer:
     def __init__(self, bootstrap: str, *, queue_max_messages: int = 20000,
                  queue_max_kbytes: int = 262144, delivery_timeout_ms: int = 10000,
                  linger_ms: int = 2, extra: dict[str, Any] | None = None):
-        self._config = {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "partitioner": "murmur2_random",  # same partition per key as Java/aiokafka (Faust)
-            "acks": "all",
-            "linger.ms": linger_ms,
-            "compression.type": "none",  # media does not compress; don't burn CPU
-            "queue.buffering.max.messages": queue_max_messages,
-            "queue.buffering.max.kbytes": queue_max_kbytes,
-            "delivery.timeout.ms": delivery_timeout_ms,
-            "message.max.bytes": 2097152,
-            "client.id": "camlog-bridge",
-            "socket.nagle.disable": True,  # small produce requests must not wait for delayed ACKs
-            **FAILOVER_CONFIG,
-            **(extra or {}),
-        }
+        self._config = producer_config(
+            bootstrap, queue_max_messages=queue_max_messages, queue_max_kbytes=queue_max_kbytes,
+            delivery_timeout_ms=delivery_timeout_ms, linger_ms=linger_ms, **(extra or {}))
         self._producer: Any = None
         self._kafka_exc: type[Exception] = Exception
         self._thread: threading.Thread | None = None
