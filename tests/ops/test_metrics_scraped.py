@@ -17,7 +17,7 @@ from tests.system import free_port, get
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-PROCESSES = ("bridge", "worker", "playback")
+PROCESSES = ("bridge", "worker", "views", "playback")  # views: the worker's view process
 
 
 def _scrape(ports: dict[str, int]) -> dict[str, set[str]]:
