@@ -32,7 +32,7 @@ def build_context(settings: Settings, cache_mb: int = 256, max_range_s: int = 6 
                   max_clip_s: int = 600, events: bool = True):  # -> Context
     """The service's context from settings (nothing connects until the app starts)."""
     from pipeline.auth.keys import viewer_keys
-    from pipeline.playback.app import Context
+    from pipeline.playback.context import Context
     from pipeline.playback.bridgestatus import BridgeStatus
     from pipeline.playback.cache import ByteCache
     from pipeline.playback.events import EventSink

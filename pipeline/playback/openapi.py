@@ -12,9 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.http.openapi import binary, content, document, header, id_schema, param, ref, response
+from pipeline.playback.context import Context
 from pipeline.playback.params import _ID_RE, MAX_TIME_CHARS
 
-__all__ = ["build_document", "serve"]
+__all__ = ["build_document", "routes", "serve"]
 
 _ID = id_schema(_ID_RE.pattern, 128)
 _PROBLEM = content(ref("Problem"), "application/problem+json")
@@ -278,3 +279,8 @@ async def serve(_request: web.Request) -> web.Response:
 
 
 _DOC = build_document()
+
+
+def routes(_ctx: Context) -> list[web.RouteDef]:
+    """``GET /openapi.json`` (no token: the document is public)."""
+    return [web.get("/openapi.json", serve)]
