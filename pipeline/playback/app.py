@@ -12,9 +12,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import metrics, trace
 
+from pipeline.http.problems import problem_response
 from pipeline.playback import api, jwks, media, openapi, pages, playlists
 from pipeline.playback.context import CONTEXT, SERVED, VIEWER, Context, authorize, viewer_id
-from pipeline.playback.errors import Problem, problem_body
+from pipeline.playback.errors import Problem
 from pipeline.playback.params import check_id
 from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
@@ -74,30 +75,19 @@ async def _problems(request: web.Request, handler: Callable[[web.Request], Await
     try:
         return await handler(request)
     except Problem as p:
-        return _problem_response(p, request)
+        return problem_response(p, request.path)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _problem_response(Problem(exc.status, exc.reason.lower().replace(" ", "_")), request)
+        code = exc.reason.lower().replace(" ", "_")
+        return problem_response(Problem(exc.status, code), request.path)
     except StoreUnavailable:  # degrade: the client retries; what is cached is still served
-        return _problem_response(Problem(
+        return problem_response(Problem(
             503, "store_unavailable", "the segment store is not answering; retry shortly",
-            retry_after=STORE_RETRY_AFTER_S), request)
+            retry_after=STORE_RETRY_AFTER_S), request.path)
     except Exception:
         log.exception("unhandled error on %s", request.path)
-        return _problem_response(Problem(500, "internal_error", "see server logs"), request)
-
-
-def _problem_response(p: Problem, request: web.Request) -> web.Response:
-    headers = {"Cache-Control": "no-store"}
-    if p.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="camlog"'
-    if p.status == 416 and "size" in p.extra:
-        headers["Content-Range"] = f"bytes */{p.extra['size']}"
-    if "retry_after" in p.extra:
-        headers["Retry-After"] = str(p.extra["retry_after"])
-    return web.json_response(problem_body(p, request.path), status=p.status, headers=headers,
-                             content_type="application/problem+json")
+        return problem_response(Problem(500, "internal_error", "see server logs"), request.path)
 
 
 @web.middleware
