@@ -94,8 +94,8 @@ class _FakeBridge:
 
 
 async def test_playback_lists_behind_offline_and_waiting_with_one_bridge_call():
-    from pipeline.playback.app import Context
     from pipeline.playback.app import build_app as build_playback
+    from pipeline.playback.context import Context
     from tests.playback.memsource import MemorySource
 
     src = MemorySource()

@@ -21,8 +21,8 @@ from pipeline.ingest.app import build_app as build_bridge
 from pipeline.ingest.problems import IngestError, problem_body
 from pipeline.playback import openapi as playback_doc
 from pipeline.playback.api import stream_json
-from pipeline.playback.app import Context
 from pipeline.playback.app import build_app as build_playback
+from pipeline.playback.context import Context
 from pipeline.playback.errors import Problem
 from pipeline.playback.errors import problem_body as playback_problem
 from tests.playback.memsource import MemorySource, add_stream

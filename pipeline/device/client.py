@@ -232,7 +232,7 @@ class ChunkUploader:
             self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
             self.stats.retry_after += retry_after is not None
         if status >= 500:  # a bridge whose Kafka is gone answers 503: that region is down too
-            self.stats.last_error = f"{status} {payload.get('problem', '')}"
+            self.stats.last_error = f"{status} {payload.get('code') or payload.get('problem', '')}"
             wait = float(retry_after) if retry_after and retry_after.isdigit() else None
             return self._bridge_failed(), wait
         self.bridges.succeeded(self.now())
@@ -244,7 +244,7 @@ class ChunkUploader:
             if self.on_ack:
                 self.on_ack(chunk.seq, payload)
             return "ok", None
-        self.stats.last_error = f"{status} {payload.get('problem', '')}"
+        self.stats.last_error = f"{status} {payload.get('code') or payload.get('problem', '')}"
         if status in _PERMANENT:
             self.stats.rejected += 1
             return "rejected", None

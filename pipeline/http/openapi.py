@@ -19,6 +19,7 @@ __all__ = [
     "id_schema",
     "operations",
     "param",
+    "problem_schema",
     "ref",
     "response",
 ]
@@ -79,6 +80,29 @@ def response(description: str | None = None, status: int = 200, body: dict | Non
     if headers:
         out["headers"] = headers
     return out
+
+
+def problem_schema(extensions: dict[str, Schema]) -> Schema:
+    """The RFC 9457 body every refusal has (``http.problems.problem_body``), plus a service's
+    extension members."""
+    return {
+        "type": "object",
+        "description": "RFC 9457 problem details (`application/problem+json`); `type` is "
+                       "about:blank (the status says what kind it is); extension members "
+                       "depend on the problem.",
+        "required": ["type", "title", "status", "code"],
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference"},
+            "title": {"type": "string", "description": "the short code (same as `code`)"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "code": {"type": "string", "description": "short machine-readable code"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string", "description": "the request path"},
+            "retry_after": {"type": "number", "minimum": 0,
+                            "description": "seconds (429, 503; also the Retry-After header)"},
+            **extensions,
+        },
+    }
 
 
 def document(title: str, description: str, paths: dict[str, Any], schemas: dict[str, Schema],

@@ -15,10 +15,11 @@ from aiohttp import web
 from pipeline.auth.keys import viewer_keys
 from pipeline.auth.tokens import Claims, TokenError, authenticate, authorize
 from pipeline.config import Settings
+from pipeline.http.problems import problem_response
 from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.checks import STREAM_ID_RE
 from pipeline.ingest.framing import RESUME_HEADER, FramingError, parse_chunk
-from pipeline.ingest.problems import IngestError, problem_body
+from pipeline.ingest.problems import IngestError
 from pipeline.ingest.ratelimit import RateLimiter
 from pipeline.kafka.producer import EventProducer
 from pipeline.telemetry import get_logger, get_meter, get_tracer
@@ -49,23 +50,21 @@ def _to_problem(exc: Exception) -> IngestError:
 
 @web.middleware
 async def _problems(request: web.Request, handler: Callable[[web.Request], Awaitable]) -> Any:
-    """The one place that turns refusals into JSON problem responses."""
+    """The one place that turns refusals (and unhandled errors) into problem responses."""
     try:
         return await handler(request)
     except (IngestError, TokenError, FramingError) as exc:
         err = _to_problem(exc)
-        _rejects.add(1, {"reason": err.problem, "status": str(err.status)})
         _log.info("refused %s %s: %s %s", request.method, request.path, err.status, err.problem)
-        headers = {}
-        if err.retry_after is not None:
-            headers["Retry-After"] = str(max(1, int(err.retry_after + 0.999)))
-        return web.json_response(problem_body(err), status=err.status, headers=headers)
-    except web.HTTPException as exc:  # aiohttp's own 404/405/413: same JSON shape
+    except web.HTTPException as exc:  # aiohttp's own 404/405/413: same problem shape
         if exc.status < 400:
             raise
         err = IngestError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
-        _rejects.add(1, {"reason": err.problem, "status": str(err.status)})
-        return web.json_response(problem_body(err), status=err.status)
+    except Exception:
+        _log.exception("unhandled error on %s %s", request.method, request.path)
+        err = IngestError(500, "internal_error", "see server logs")
+    _rejects.add(1, {"reason": err.problem, "status": str(err.status)})
+    return problem_response(err, request.path)
 
 
 class _Authenticator:

@@ -1,7 +1,8 @@
 """The bridge's HTTP API as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
 
-Every refusal is the ``{"status", "problem", "detail", ...}`` body of ``problems.problem_body``
-(``application/json``); 429 and the 503s of a route carry ``Retry-After``.
+Every refusal is an RFC 9457 problem body (``http.problems.problem_body``,
+``application/problem+json``, the same format as playback's); 429 and the 503s of a route carry
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,25 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.http.openapi import binary, content, document, header, id_schema, param, ref, response
+from pipeline.http.openapi import (
+    binary,
+    content,
+    document,
+    header,
+    id_schema,
+    param,
+    problem_schema,
+    ref,
+    response,
+)
+from pipeline.http.problems import MEDIA_TYPE
 from pipeline.ingest.checks import STREAM_ID_RE
 from pipeline.ingest.framing import MAX_FRAMES, RESUME_HEADER
 
 __all__ = ["CHUNK_MEDIA_TYPE", "build_document", "serve"]
 
 CHUNK_MEDIA_TYPE = "application/vnd.camlog.chunk.v1"
-_PROBLEM = content(ref("Problem"))
+_PROBLEM = content(ref("Problem"), MEDIA_TYPE)
 _RETRY = {"Retry-After": header("seconds to wait before sending the same request again",
                                 {"type": "integer", "minimum": 1}, required=True)}
 _WORDS = {
@@ -65,24 +77,17 @@ def _probe(summary: str, schema: str, statuses: tuple[int, ...] = (200,)) -> dic
 
 
 _SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "description": "A refused request; extension members depend on the problem.",
-        "required": ["status", "problem", "detail"],
-        "properties": {
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "problem": {"type": "string", "description": "short machine-readable code"},
-            "detail": {"type": "string"},
-            "retry_after": {"type": "number", "minimum": 0},
-            "reason": {"type": "string", "description": "the framing rule broken (`bad_framing`)"},
-            "limit": {"type": "integer", "description": "the byte limit (`too_large`)"},
-            "last_seq": {"type": "integer", "description": "the last persisted seq (409)"},
-            "frames_accepted": {"type": "integer", "minimum": 0,
-                                "description": "frames persisted before a push ended (503)"},
-            "last_accepted_seq": {"type": ["integer", "null"],
-                                  "description": "the last seq a push persisted (503)"},
-        },
-    },
+    "Problem": problem_schema({
+        "problem": {"type": "string", "deprecated": True,
+                    "description": "the same as `code`, for camera SDKs that read it here"},
+        "reason": {"type": "string", "description": "the framing rule broken (`bad_framing`)"},
+        "limit": {"type": "integer", "description": "the byte limit (`too_large`)"},
+        "last_seq": {"type": "integer", "description": "the last persisted seq (409)"},
+        "frames_accepted": {"type": "integer", "minimum": 0,
+                            "description": "frames persisted before a push ended (503)"},
+        "last_accepted_seq": {"type": ["integer", "null"],
+                              "description": "the last seq a push persisted (503)"},
+    }),
     "Ack": {
         "type": "object",
         "description": "Sent only after Kafka acknowledged the event; a retry gets the same.",

@@ -1,9 +1,10 @@
 """The playback service: HLS (live and time range), MP4 clips, thumbnails and the web pages.
 
-Modules: ``app`` (aiohttp app, token and problem middlewares, access log without queries),
-``playlists`` / ``media`` / ``api`` / ``pages`` (routes), ``hls`` (pure playlist rendering),
-``clip`` + ``boxes`` (progressive MP4 from fMP4 sample tables), ``thumbnail`` (PyAV JPEG),
-``cache`` (byte-bounded LRU with request coalescing), ``grants`` (recently verified tokens),
+Modules: ``context`` (the shared request context, app keys and token check: a leaf),
+``app`` (composes the routes; token and problem middlewares, access log without queries),
+``playlists`` / ``media`` / ``api`` / ``pages`` / ``jwks`` (each declares ``routes(ctx)``),
+``hls`` (pure playlist rendering), ``clip`` + ``boxes`` (progressive MP4 from fMP4 sample
+tables), ``thumbnail`` (PyAV JPEG), ``cache`` (byte-bounded LRU with request coalescing), ``grants`` (recently verified tokens),
 ``params`` (untrusted input), ``events`` (PlaybackEvents to Kafka in the background),
 ``source`` (the Cassandra reads), ``cli`` (``camlog playback``).
 

@@ -10,22 +10,20 @@ from aiohttp import web
 
 from pipeline.auth.tokens import TokenError, scope_allows
 from pipeline.auth.viewer import verify
-from pipeline.playback.app import CONTEXT, Context, authorize, viewer_id
+from pipeline.playback.context import CONTEXT, Context, authorize, token_of, viewer_id
 from pipeline.playback.errors import Problem
 from pipeline.playback.liveness import BridgeView, Liveness, classify, default_slack_us
 from pipeline.playback.params import check_id, parse_limit
 
-__all__ = ["add_routes", "stream_json", "viewer_filter"]
+__all__ = ["routes", "stream_json", "viewer_filter"]
 
 _BEACON_FIELDS = {"startup_ms": float, "rebuffers": int, "error": str}
 
 
 def viewer_filter(ctx: Context, request: web.Request) -> Callable[[str], bool]:
     """For a valid viewer token (any stream), a predicate telling which streams it covers."""
-    auth = request.headers.get("Authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else request.query.get("token")
     try:
-        claims = verify(ctx.keys, token, None, ctx.now())  # signature and expiry
+        claims = verify(ctx.keys, token_of(request), None, ctx.now())  # signature and expiry
     except TokenError as exc:
         raise Problem(exc.status, exc.problem, exc.detail) from None
     return lambda sid: scope_allows(claims.scopes, sid)
@@ -167,16 +165,8 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ctx.ready else 503)
 
 
-async def _close_bridge(app: web.Application) -> None:
-    if app[CONTEXT].bridge is not None:
-        await app[CONTEXT].bridge.close()
-
-
-def add_routes(app: web.Application) -> None:
-    """Register the JSON routes."""
-    app.on_cleanup.append(_close_bridge)
-    app.router.add_get("/v1/streams", streams)
-    app.router.add_get("/v1/streams/{stream_id}", stream)
-    app.router.add_post("/v1/beacons", beacon)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+def routes(_ctx: Context) -> list[web.RouteDef]:
+    """The JSON routes."""
+    return [web.get("/v1/streams", streams), web.get("/v1/streams/{stream_id}", stream),
+            web.post("/v1/beacons", beacon), web.get("/healthz", healthz),
+            web.get("/readyz", readyz)]

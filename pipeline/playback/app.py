@@ -1,115 +1,33 @@
-"""The playback aiohttp application: middlewares (problems, tokens, access log) and routes."""
+"""The playback aiohttp application: middlewares (problems, tokens, access log) composed with
+the routes each handler module declares (``routes(ctx)``); shared state lives in ``context``."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from opentelemetry import metrics, trace
 
-from pipeline.auth.tokens import TokenError
-from pipeline.auth.viewer import verify
-from pipeline.playback.cache import ByteCache
-from pipeline.playback.errors import Problem, problem_body
-from pipeline.playback.events import EventSink
-from pipeline.playback.grants import Grants
+from pipeline.http.problems import problem_response
+from pipeline.playback import api, jwks, media, openapi, pages, playlists
+from pipeline.playback.context import CONTEXT, SERVED, VIEWER, Context, authorize, viewer_id
+from pipeline.playback.errors import Problem
 from pipeline.playback.params import check_id
-from pipeline.playback.source import Source
 from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
 
-__all__ = [
-    "CONTEXT",
-    "SERVED",
-    "TOKEN",
-    "VIEWER",
-    "AccessLogger",
-    "Context",
-    "authorize",
-    "build_app",
-    "viewer_id",
-]
+__all__ = ["AccessLogger", "build_app"]
 
 log = logging.getLogger("camlog.playback")
 #: Retry-After (seconds) of a 503 while Cassandra is unreachable (the driver retries every <= 2 s).
 STORE_RETRY_AFTER_S = 2
-CONTEXT: web.AppKey[Context] = web.AppKey("context")
-TOKEN: web.RequestKey[str] = web.RequestKey("token", str)
-VIEWER: web.RequestKey[str] = web.RequestKey("viewer", str)
-#: Set by a handler once it served a request: the PlaybackEvent kind the middleware records.
-SERVED: web.RequestKey[str] = web.RequestKey("served", str)
 
-# Paths that need no token: probes, the HTML pages (they carry no data; their API calls do) and
-# the static player files.
-_OPEN = ("/healthz", "/readyz", "/openapi.json", "/static/", "/watch/", "/favicon.ico")
-
-
-@dataclass
-class Context:
-    """What every handler needs: settings values, the source, caches, the event sink, a clock."""
-
-    keys: Any  # auth.keys.ViewerKeys
-    source: Source
-    events: EventSink | None = None
-    now: Callable[[], float] = time.time
-    region: str = ""
-    segment_target_s: float = 2.0
-    idle_timeout_s: float = 10.0
-    max_range_s: int = 6 * 3600
-    max_clip_s: int = 600
-    cache: ByteCache = field(default_factory=lambda: ByteCache(256 << 20))
-    #: The newest live view of each stream, kept without expiry: served (marked stale) while
-    #: Cassandra is unreachable.
-    last_live: ByteCache = field(default_factory=lambda: ByteCache(32 << 20))
-    grants: Grants | None = None
-    #: ``bridgestatus.BridgeStatus``: the bridge's view of streams (offline vs behind), or None.
-    bridge: Any = None
-    #: ``follow.Follower``: live tails from camlog.segments for LL-HLS, or None (whole segments
-    #: from Cassandra only); ``ll`` is the ``llhls.LLConfig`` every LL playlist uses.
-    follower: Any = None
-    ll: Any = None
-    ready: bool = False
-
-    def __post_init__(self) -> None:
-        if self.grants is None:
-            self.grants = Grants(now=self.now)
-
-    def record(self, stream_id: str, kind: str, **fields: Any) -> None:
-        """Queue a playback event; a missing sink or a full queue never fails the request."""
-        if self.events is not None:
-            self.events.record(stream_id, kind, **fields)
-
-
-def viewer_id(request: web.Request) -> str:
-    """Pseudonymous viewer id for events: a hash of the token, never the token itself."""
-    return request.get(VIEWER, "")
-
-
-def _token_of(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.query.get("token")
-
-
-def authorize(request: web.Request, stream_id: str) -> None:
-    """Check the viewer JWT for ``stream_id`` locally (ES256, no network); raise a Problem."""
-    ctx = request.app[CONTEXT]
-    token = _token_of(request)
-    if not (token and ctx.grants.allowed(token, stream_id)):  # type: ignore[union-attr]
-        try:
-            claims = verify(ctx.keys, token, stream_id, ctx.now())
-        except TokenError as exc:
-            raise Problem(exc.status, exc.problem, exc.detail) from None
-        ctx.grants.remember(token, stream_id, claims.exp)  # type: ignore[union-attr, arg-type]
-    request[TOKEN] = token or ""
-    request[VIEWER] = hashlib.blake2b((token or "").encode(), digest_size=8).hexdigest()
+#: The handler modules, in registration order; each declares its routes with ``routes(ctx)``.
+HANDLERS = (api, playlists, media, pages, jwks, openapi)
 
 
 _tracer = trace.get_tracer("camlog.playback")
@@ -157,30 +75,19 @@ async def _problems(request: web.Request, handler: Callable[[web.Request], Await
     try:
         return await handler(request)
     except Problem as p:
-        return _problem_response(p, request)
+        return problem_response(p, request.path)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _problem_response(Problem(exc.status, exc.reason.lower().replace(" ", "_")), request)
+        code = exc.reason.lower().replace(" ", "_")
+        return problem_response(Problem(exc.status, code), request.path)
     except StoreUnavailable:  # degrade: the client retries; what is cached is still served
-        return _problem_response(Problem(
+        return problem_response(Problem(
             503, "store_unavailable", "the segment store is not answering; retry shortly",
-            retry_after=STORE_RETRY_AFTER_S), request)
+            retry_after=STORE_RETRY_AFTER_S), request.path)
     except Exception:
         log.exception("unhandled error on %s", request.path)
-        return _problem_response(Problem(500, "internal_error", "see server logs"), request)
-
-
-def _problem_response(p: Problem, request: web.Request) -> web.Response:
-    headers = {"Cache-Control": "no-store"}
-    if p.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="camlog"'
-    if p.status == 416 and "size" in p.extra:
-        headers["Content-Range"] = f"bytes */{p.extra['size']}"
-    if "retry_after" in p.extra:
-        headers["Retry-After"] = str(p.extra["retry_after"])
-    return web.json_response(problem_body(p, request.path), status=p.status, headers=headers,
-                             content_type="application/problem+json")
+        return problem_response(Problem(500, "internal_error", "see server logs"), request.path)
 
 
 @web.middleware
@@ -234,18 +141,12 @@ async def _preflight(request: web.Request) -> web.Response:
 
 def build_app(ctx: Context) -> web.Application:
     """The application with every route; ``ctx.source`` and ``ctx.events`` start with it."""
-    from pipeline.playback import api, jwks, media, openapi, pages, playlists
-
     app = web.Application(middlewares=[problems, stream_auth], client_max_size=64 << 10)
     app[CONTEXT] = ctx
     app.on_response_prepare.append(_cors)
     app.router.add_route("OPTIONS", "/v1/{tail:.*}", _preflight)
-    api.add_routes(app)
-    playlists.add_routes(app)
-    media.add_routes(app)
-    pages.add_routes(app)
-    jwks.add_routes(app)
-    app.router.add_get("/openapi.json", openapi.serve)
+    for handler in HANDLERS:
+        app.router.add_routes(handler.routes(ctx))
 
     async def lifecycle(app: web.Application) -> Any:
         await patiently(ctx.source.start, "playback.start", (StoreUnavailable,))
@@ -261,6 +162,8 @@ def build_app(ctx: Context) -> web.Application:
         if ctx.events is not None:
             ctx.events.close()
         await ctx.source.close()
+        if ctx.bridge is not None:
+            await ctx.bridge.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -12,16 +12,16 @@ import json
 
 from aiohttp import web
 
-from pipeline.playback.app import CONTEXT
+from pipeline.playback.context import Context
 
-__all__ = ["MAX_AGE_S", "add_routes"]
+__all__ = ["MAX_AGE_S", "routes"]
 
 MAX_AGE_S = 300
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the JWKS route (no token: the keys are public), its body rendered once."""
-    body = json.dumps(app[CONTEXT].keys.jwks(), separators=(",", ":")).encode()
+def routes(ctx: Context) -> list[web.RouteDef]:
+    """The JWKS route (no token: the keys are public), its body rendered once."""
+    body = json.dumps(ctx.keys.jwks(), separators=(",", ":")).encode()
     etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
     headers = {"Cache-Control": f"public, max-age={MAX_AGE_S}", "ETag": etag,
                "Access-Control-Allow-Origin": "*"}
@@ -31,4 +31,4 @@ def add_routes(app: web.Application) -> None:
             return web.Response(status=304, headers=headers)
         return web.Response(body=body, content_type="application/jwk-set+json", headers=headers)
 
-    app.router.add_get("/.well-known/jwks.json", serve)
+    return [web.get("/.well-known/jwks.json", serve)]

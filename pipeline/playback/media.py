@@ -12,15 +12,16 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.playback import llhls
-from pipeline.playback.app import CONTEXT, SERVED, Context
 from pipeline.playback.boxes import BoxError
 from pipeline.playback.clip import ClipBuilder, ClipPlan
+from pipeline.playback.context import CONTEXT, SERVED, Context
 from pipeline.playback.errors import Problem
 from pipeline.playback.params import check_id, parse_byte_range, parse_range, parse_time
+from pipeline.playback.playlists import load_manifest
 from pipeline.playback.thumbnail import ThumbnailError, render_jpeg
 from pipeline.views.timeindex import covering
 
-__all__ = ["Blob", "add_routes", "load_init", "load_segment", "send_bytes"]
+__all__ = ["Blob", "load_init", "load_segment", "routes", "send_bytes"]
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 log = logging.getLogger("camlog.playback.media")
@@ -235,10 +236,8 @@ async def clip(request: web.Request) -> web.StreamResponse:
 
 async def _thumb_segment(ctx: Context, sid: str, at: str | None) -> dict[str, Any]:
     if at is None:
-        from pipeline.playback.playlists import load_manifest
-
-        row = await load_manifest(ctx, sid)
-        entries = [e for e in (row or {}).get("_entries", []) if e.get("independent", True)]
+        view = await load_manifest(ctx, sid)
+        entries = view.keyframes() if view is not None else []
         if not entries:
             raise Problem(404, "no_recording", "the stream has no recent segment")
         return entries[-1]
@@ -278,10 +277,10 @@ async def thumbnail(request: web.Request) -> web.Response:
     return resp
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the media routes."""
-    app.router.add_get("/v1/streams/{stream_id}/segments/{segment_id}.m4s", segment)
-    app.router.add_get("/v1/streams/{stream_id}/init/{init_id}.mp4", init)
-    app.router.add_get("/v1/streams/{stream_id}/parts/{msn}.{index}.m4s", part)
-    app.router.add_get("/v1/streams/{stream_id}/clip.mp4", clip)
-    app.router.add_get("/v1/streams/{stream_id}/thumbnail.jpg", thumbnail)
+def routes(_ctx: Context) -> list[web.RouteDef]:
+    """The media routes."""
+    return [web.get("/v1/streams/{stream_id}/segments/{segment_id}.m4s", segment),
+            web.get("/v1/streams/{stream_id}/init/{init_id}.mp4", init),
+            web.get("/v1/streams/{stream_id}/parts/{msn}.{index}.m4s", part),
+            web.get("/v1/streams/{stream_id}/clip.mp4", clip),
+            web.get("/v1/streams/{stream_id}/thumbnail.jpg", thumbnail)]

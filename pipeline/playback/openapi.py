@@ -1,6 +1,6 @@
 """The playback HTTP API as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
 
-Refusals are RFC 9457 problem bodies (``errors.problem_body``, ``application/problem+json``);
+Refusals are RFC 9457 problem bodies (``http.problems.problem_body``, the bridge's format too);
 a 503 (a dependency is down) carries ``Retry-After``. Viewer tokens go in ``Authorization:
 Bearer`` or, for players that cannot send headers, in ``?token=``.
 """
@@ -11,13 +11,25 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.http.openapi import binary, content, document, header, id_schema, param, ref, response
+from pipeline.http.openapi import (
+    binary,
+    content,
+    document,
+    header,
+    id_schema,
+    param,
+    problem_schema,
+    ref,
+    response,
+)
+from pipeline.http.problems import MEDIA_TYPE
+from pipeline.playback.context import Context
 from pipeline.playback.params import _ID_RE, MAX_TIME_CHARS
 
-__all__ = ["build_document", "serve"]
+__all__ = ["build_document", "routes", "serve"]
 
 _ID = id_schema(_ID_RE.pattern, 128)
-_PROBLEM = content(ref("Problem"), "application/problem+json")
+_PROBLEM = content(ref("Problem"), MEDIA_TYPE)
 _VIEWER = [{"bearer": []}, {"queryToken": []}]
 _WORDS = {
     400: "malformed input: `bad_id`, `bad_time`, `bad_range`, `range_too_long`, `bad_gaps`, "
@@ -173,20 +185,9 @@ def _page() -> dict[str, Any]:
 
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details; `type` is about:blank (the status says it).",
-        "required": ["type", "title", "status"],
-        "properties": {
-            "type": {"type": "string", "format": "uri-reference"},
-            "title": {"type": "string", "description": "short machine-readable code"},
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "detail": {"type": "string"},
-            "instance": {"type": "string", "description": "the request path"},
-            "size": {"type": "integer", "minimum": 0, "description": "body size (416)"},
-            "retry_after": {"type": "number", "minimum": 0, "description": "seconds (503)"},
-        },
-    },
+    "Problem": problem_schema({
+        "size": {"type": "integer", "minimum": 0, "description": "body size (416)"},
+    }),
     "Stream": {
         "type": "object",
         "additionalProperties": False,
@@ -278,3 +279,8 @@ async def serve(_request: web.Request) -> web.Response:
 
 
 _DOC = build_document()
+
+
+def routes(_ctx: Context) -> list[web.RouteDef]:
+    """``GET /openapi.json`` (no token: the document is public)."""
+    return [web.get("/openapi.json", serve)]

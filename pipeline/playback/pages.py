@@ -6,9 +6,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from pipeline.playback.context import Context
 from pipeline.playback.params import check_id
 
-__all__ = ["STATIC", "add_routes"]
+__all__ = ["STATIC", "routes"]
 
 STATIC = Path(__file__).with_name("static")
 _PAGE_HEADERS = {
@@ -30,8 +31,7 @@ async def watch(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "watch.html", headers=_PAGE_HEADERS)
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the pages and the static files (including ``static/vendor/hls.min.js``)."""
-    app.router.add_get("/", dashboard)
-    app.router.add_get("/watch/{id}", watch)
-    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+def routes(_ctx: Context) -> list[web.AbstractRouteDef]:
+    """The pages and the static files (including ``static/vendor/hls.min.js``)."""
+    return [web.get("/", dashboard), web.get("/watch/{id}", watch),
+            web.static("/static/", STATIC, follow_symlinks=False)]

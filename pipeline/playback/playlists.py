@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from pipeline.playback.app import CONTEXT, SERVED, TOKEN, Context
+from pipeline.playback.context import CONTEXT, SERVED, TOKEN, Context
 from pipeline.playback.errors import Problem
 from pipeline.playback import llhls
 from pipeline.playback.hls import render_live, render_vod
@@ -30,7 +30,7 @@ from pipeline.playback.params import parse_range
 from pipeline.store.cluster import StoreUnavailable
 from pipeline.views.timeindex import with_gaps
 
-__all__ = ["LiveView", "add_routes", "load_manifest"]
+__all__ = ["LiveView", "load_manifest", "routes"]
 
 _MARK = "__CAMLOG_TOKEN__"
 #: Sent by the edge (ops/edge): answer with the placeholder in place of the token, so one cached
@@ -50,9 +50,9 @@ class LiveView:
     loaded: float = 0.0  # when it was read from Cassandra (the context's clock)
     stale: bool = False  # served from the last known state while Cassandra is unreachable
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """Row access, with ``_entries`` for the parsed window."""
-        return self.entries if key == "_entries" else self.row.get(key, default)
+    def keyframes(self) -> list[dict[str, Any]]:
+        """The window's segments that start with a keyframe, oldest first."""
+        return [e for e in self.entries if e.get("independent", True)]
 
 
 def _seg_url(seg: Any) -> str:
@@ -241,7 +241,7 @@ async def vod(request: web.Request) -> web.Response:
     return resp
 
 
-def add_routes(app: web.Application) -> None:
-    """Register the playlist routes."""
-    app.router.add_get("/v1/streams/{stream_id}/live.m3u8", live)
-    app.router.add_get("/v1/streams/{stream_id}/vod.m3u8", vod)
+def routes(_ctx: Context) -> list[web.RouteDef]:
+    """The playlist routes."""
+    return [web.get("/v1/streams/{stream_id}/live.m3u8", live),
+            web.get("/v1/streams/{stream_id}/vod.m3u8", vod)]

@@ -231,7 +231,8 @@ def test_dashboard_with_500_streams_pages_and_bounds_requests(chrome, tmp_path):
 
     from aiohttp import web
 
-    from pipeline.playback.app import Context, build_app
+    from pipeline.playback.app import build_app
+    from pipeline.playback.context import Context
     from tests.playback.memsource import MemorySource
     from tests.system import free_port
 
