@@ -22,6 +22,7 @@ from pipeline.agents.acks import AckBook
 from pipeline.agents.intake import dead_letter, ours, stored, trace_links
 from pipeline.agents.lag import lag_clock
 from pipeline.agents.stream_work import Pending, StreamWork
+from pipeline.agents.ticks import drive_ticks
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
@@ -433,13 +434,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time,
             await seg.handle_batch(batch, lag)
             clock.read("segmenter", events)
 
-    @app.timer(interval=1.0)
-    async def segmenter_tick() -> None:
-        if seg._started and seg.failed is None:
-            try:
-                await seg.tick()
-            except Exception as exc:  # noqa: BLE001 - a timer that raises silently stops ticking
-                seg.fail(exc, "segmenter.tick")
+    drive_ticks(app, seg, "segmenter.tick", ready=lambda: seg._started and seg.failed is None)
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: set, **kwargs: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline.agents.intake import Send, dead_letter, ours, record_of, stored, trace_links
 from pipeline.agents.lag import lag_clock
+from pipeline.agents.ticks import drive_ticks
 from pipeline.agents.supervise import Fatal, stop_worker
 from pipeline.config import Settings
 from pipeline.events import DecodeError
@@ -495,12 +496,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time,
                 if seen % 1000 == 0:
                     worker.evict(event.message.partition)
 
-    @app.timer(interval=1.0)
-    async def views_tick() -> None:
-        try:
-            await worker.tick()
-        except Exception as exc:  # noqa: BLE001 - store outages are waited out inside: a bug
-            worker.fail(exc, "views.timer")
+    drive_ticks(app, worker, "views.timer")
 
     @app.on_partitions_assigned.connect
     async def _assigned(*args: Any, **kwargs: Any) -> None:
