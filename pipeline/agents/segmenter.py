@@ -22,8 +22,8 @@ from pipeline.agents.acks import AckBook
 from pipeline.agents.intake import dead_letter, ours, stored, trace_links
 from pipeline.agents.lag import lag_clock
 from pipeline.agents.stream_work import Pending, StreamWork
-from pipeline.agents.ticks import drive_ticks
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
+from pipeline.agents.ticks import drive_ticks
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
 from pipeline.media.cutter import Cutter
@@ -273,7 +273,8 @@ class Segmenter:
             for seq, reason in step.rejected:
                 current = self.streams.get(sid)
                 entry = current.pending(seq) if current is not None else None
-                tp, off, original = (entry.tp, entry.offset, entry.value) if entry else (None, -1, b"")
+                tp, off, original = (entry.tp, entry.offset, entry.value) if entry else (
+                    None, -1, b"")
                 await self._dead(tp, off, key, original or b"", reason, sid)
             for part in step.parts:
                 await self._store_part(work, part)
@@ -285,8 +286,9 @@ class Segmenter:
             self.fail(exc, f"segmenter.seal {sid}")
             raise
         through = step.settled_through
+        # a forgotten stream settles nothing
         deferred = (work.take_deferred(asyncio.current_task())
-                    if self.streams.get(sid) is work else None)  # a forgotten stream settles nothing
+                    if self.streams.get(sid) is work else None)
         if deferred is not None:
             through = max(through if through is not None else -1, deferred)
         self._settle(sid, through)

@@ -22,8 +22,8 @@ from typing import Any
 
 from pipeline.agents.intake import Send, dead_letter, ours, record_of, stored, trace_links
 from pipeline.agents.lag import lag_clock
-from pipeline.agents.ticks import drive_ticks
 from pipeline.agents.supervise import Fatal, stop_worker
+from pipeline.agents.ticks import drive_ticks
 from pipeline.config import Settings
 from pipeline.events import DecodeError
 from pipeline.store.views import ViewStore
