@@ -16,13 +16,13 @@ from pipeline.kafka import topics
 __all__ = ["register"]
 
 
-def register(app: Any, settings: Settings) -> Any:
+def register(app: Any, settings: Settings, stream_prefix: str = "") -> Any:
     """Add segment, session and frame agents that feed ``ViewWorker`` for the prefix only."""
     from pipeline.agents.views import ViewWorker
     from pipeline.events import DecodeError, decode_any
 
     worker = ViewWorker(settings)
-    prefix = getattr(app, "camlog_stream_prefix", "")
+    prefix = stream_prefix
     pre = prefix.encode()
 
     def topic(name: str) -> Any:

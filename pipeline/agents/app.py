@@ -13,7 +13,8 @@ __all__ = ["AGENT_MODULES", "APP_ID", "create_app"]
 
 #: Faust app id, hence the Kafka consumer group of every worker process.
 APP_ID = "camlog-worker"
-#: Modules exposing ``register(app, settings)``; a missing one is skipped with a warning.
+#: Modules exposing ``register(app, settings, stream_prefix=...)``; a missing one is skipped
+#: with a warning.
 AGENT_MODULES = ["pipeline.agents.segmenter", "pipeline.agents.views"]
 
 _log = get_logger("camlog.worker")
@@ -46,8 +47,6 @@ def create_app(settings: Settings, modules: list[str] | None = None, app_id: str
     }
     conf.update(overrides)
     app = faust.App(app_id, **conf)
-    app.camlog_agents = {}
-    app.camlog_stream_prefix = stream_prefix
     for name in AGENT_MODULES if modules is None else modules:
         try:
             module = importlib.import_module(name)
@@ -56,5 +55,5 @@ def create_app(settings: Settings, modules: list[str] | None = None, app_id: str
                 raise
             _log.warning("agent module missing; skipped", extra={"module": name})
             continue
-        app.camlog_agents[name] = module.register(app, settings)
+        module.register(app, settings, stream_prefix=stream_prefix)
     return app

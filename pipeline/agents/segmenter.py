@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from opentelemetry import trace
-from opentelemetry.context import Context
 
 from pipeline.agents.acks import AckBook
+from pipeline.agents.intake import dead_letter, ours, stored, trace_links
 from pipeline.agents.lag import lag_clock
+from pipeline.agents.stream_work import Pending, StreamWork
 from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
+from pipeline.agents.ticks import drive_ticks
 from pipeline.config import Settings
 from pipeline.events import DecodeError, decode, encode
 from pipeline.kafka import topics
@@ -68,19 +68,6 @@ class Delivery(NamedTuple):
     event: Any
 
 
-def _trace_links(batch: Sequence[Delivery]) -> tuple[Context | None, list[trace.Link]]:
-    """The first traced event's context (the batch span continues it) and links to each one."""
-    parent, links = None, {}
-    for d in batch:
-        if d.headers:
-            ctx = extract_context(d.headers)
-            sc = trace.get_current_span(ctx).get_span_context()
-            if sc.is_valid:
-                parent = parent or ctx
-                links.setdefault((sc.trace_id, sc.span_id), trace.Link(sc))
-    return parent, list(links.values())
-
-
 class Segmenter:
     """Moves frame chunks between Kafka, the pure cutters and the segment store."""
 
@@ -99,18 +86,11 @@ class Segmenter:
         self.failed: BaseException | None = None  # once set, nothing is acked any more
         self.max_inflight, self.evict_after_s = max_inflight, evict_after_s
         self.prefix = stream_prefix.encode()
-        self.cutters: dict[str, Cutter] = {}
-        self.where: dict[str, Hashable] = {}  # stream -> partition
-        self.waiting: dict[str, list[tuple[int, Hashable, int, bytes | None]]] = defaultdict(list)
-        self.tails: dict[str, asyncio.Task] = {}
-        # trace contexts of recent keyframe chunks, so a segment's seal joins its first chunk's trace
-        self.key_traces: dict[str, deque[tuple[int, Context]]] = defaultdict(lambda: deque(maxlen=8))
-        self.deferred: dict[str, int] = {}  # settle points waiting for the stream's last task
+        self.streams: dict[str, StreamWork] = {}  # the streams this worker cuts, by stream key
         self.inflight: set[asyncio.Task] = set()
         self.acks = AckBook()
         self.lag: dict[Hashable, int] = {}
         self._inits: dict[str, InitSegment] = {}
-        self._part_sizes: dict[str, dict[str, int]] = defaultdict(dict)  # stream -> part id
         self._written_inits: set[tuple[str, str]] = set()
         self._started = False
         # Set once shutdown begins: nothing more is cut, sealed or acked here. The partitions'
@@ -136,8 +116,7 @@ class Segmenter:
         """Stop cutting, wait briefly for in-flight seals, cancel the rest (they stay unacked),
         close the store."""
         self.closing = True
-        for sid in list(self.cutters):
-            self._forget(sid)
+        self.streams.clear()
         if self.inflight:
             await asyncio.wait(set(self.inflight), timeout=10)
         for task in list(self.inflight):
@@ -181,7 +160,7 @@ class Segmenter:
         bad: list[tuple[Delivery, str]] = []
         for d in batch:
             self.acks.add(d.tp, d.offset, d.event)
-            if self.prefix and not (d.key or b"").startswith(self.prefix):
+            if not ours(d.key, self.prefix):
                 self._ack(self.acks.settle(d.tp, d.offset))  # another deployment's stream
                 continue
             try:
@@ -190,7 +169,7 @@ class Segmenter:
                 bad.append((d, exc.reason))
         if not chunks and not bad:
             return
-        parent, links = _trace_links(batch)
+        parent, links = trace_links(d.headers for d in batch)
         with _tracer.start_as_current_span("segmenter.batch", context=parent, links=links
                                            ) as span:
             span.set_attribute("camlog.events", len(batch))
@@ -200,53 +179,52 @@ class Segmenter:
                 self._ack(self.acks.settle(d.tp, d.offset))
             # First sight of streams (start, rebalance): read their resume points together.
             new = {c["stream_id"]: c for _, c in reversed(chunks)
-                   if c["stream_id"] not in self.cutters}
+                   if c["stream_id"] not in self.streams}
             await asyncio.gather(*(self._adopt(sid, c) for sid, c in new.items()))
             now, frames = self.now(), 0
-            steps: dict[str, Step] = {}
+            steps: dict[str, tuple[StreamWork, Step]] = {}
             keys: dict[str, bytes | None] = {}
             for d, chunk in chunks:
                 if d.tp not in self.acks:
                     continue  # revoked while we awaited: the partition's next owner re-reads it
                 sid = chunk["stream_id"]
-                self.where[sid], keys[sid] = d.tp, d.key
-                self.waiting[sid].append((chunk["seq"], d.tp, d.offset, d.value))
-                if d.headers and chunk["frames"] and chunk["frames"][0]["keyframe"]:
-                    self.key_traces[sid].append((chunk["seq"], extract_context(d.headers)))
+                work = self.streams.get(sid) or await self._adopt(sid, chunk)  # evicted meanwhile
+                work.tp, keys[sid] = d.tp, d.key
+                keyframe = d.headers and chunk["frames"] and chunk["frames"][0]["keyframe"]
+                work.receive(Pending(chunk["seq"], d.tp, d.offset, d.value),
+                             extract_context(d.headers) if keyframe else None)
                 frames += len(chunk["frames"])
-                cutter = self.cutters.get(sid) or await self._adopt(sid, chunk)  # evicted meanwhile
-                step = cutter.feed(chunk, chunk["ingest_time"] / 1e6 if self.event_time else now)
+                step = work.cutter.feed(chunk,
+                                        chunk["ingest_time"] / 1e6 if self.event_time else now)
                 if sid in steps:
-                    steps[sid].extend(step)
+                    steps[sid][1].extend(step)
                 else:
-                    steps[sid] = step
+                    steps[sid] = (work, step)
             _FRAMES.add(frames)
-            for sid, step in steps.items():
-                await self._schedule(sid, step, keys[sid])
+            for sid, (work, step) in steps.items():
+                await self._schedule(work, step, keys[sid])
 
-    async def _adopt(self, sid: str, chunk: dict) -> Cutter:
+    async def _adopt(self, sid: str, chunk: dict) -> StreamWork:
         """First sight of a stream since start or rebalance: resume from its newest segment."""
         # Segment times follow the bridge clock, so the newest row is near this chunk's time.
-        row = await _stored(lambda: self.store.latest_segment(sid, chunk["ingest_time"]),
+        row = await stored(lambda: self.store.latest_segment(sid, chunk["ingest_time"]),
                             "latest_segment")
         snapshot = json.loads(row.resume) if row is not None and row.resume else None
-        cutter = self.cutters[sid] = self._cutter(sid, snapshot)
+        work = self.streams[sid] = StreamWork(sid, self._cutter(sid, snapshot))
         if row is not None and chunk["seq"] <= row.last_chunk_seq:
             # Its frames were not all committed: it may have been stored but never announced.
             await self._announce(row)
-        return cutter
+        return work
 
     async def tick(self) -> None:
         """Clock driven work: seal idle streams, release held chunks, forget quiet streams."""
         if self.closing:
             return
         now = self.now()
-        for sid, cutter in list(self.cutters.items()):
-            await self._schedule(sid, cutter.tick(now), sid.encode())
-            if (not cutter.buffered_frames and not self.waiting.get(sid)
-                  and now - cutter.last_feed > self.evict_after_s
-                  and (sid not in self.tails or self.tails[sid].done())):
-                self._forget(sid)
+        for sid, work in list(self.streams.items()):
+            await self._schedule(work, work.cutter.tick(now), sid.encode())
+            if work.idle(now, self.evict_after_s) and self.streams.get(sid) is work:
+                del self.streams[sid]
 
     async def revoke(self, tps: set, wait_s: float = 10.0) -> None:
         """Partitions went to another worker (or come back to us from their committed offsets):
@@ -256,11 +234,11 @@ class Segmenter:
         next owner reads each stream's newest segment after our last write of it; a write still
         landing after that read would make it cut the same segment ids a second time.
         """
-        tasks = [t for sid, tp in self.where.items() if tp in tps
-                 for t in (self.tails.get(sid),) if t is not None and not t.done()]
-        for sid, tp in list(self.where.items()):
-            if tp in tps:
-                self._forget(sid)
+        tasks = [w.tail for w in self.streams.values()
+                 if w.tp in tps and w.tail is not None and not w.tail.done()]
+        for sid, work in list(self.streams.items()):
+            if work.tp in tps:
+                del self.streams[sid]
         for tp in tps:
             self.acks.drop(tp)
             self.lag.pop(tp, None)
@@ -269,27 +247,18 @@ class Segmenter:
             for task in late:  # a store outage: stop here; its chunks stay unacked
                 task.cancel()
 
-    def _forget(self, sid: str) -> None:
-        self.key_traces.pop(sid, None)
-        self.cutters.pop(sid, None)
-        self.where.pop(sid, None)
-        self.waiting.pop(sid, None)
-        self.tails.pop(sid, None)
-        self.deferred.pop(sid, None)
-        self._part_sizes.pop(sid, None)
-
     # -- sealing ---------------------------------------------------------------------------
-    async def _schedule(self, sid: str, step: Step, key: bytes | None) -> None:
-        prev = self.tails.get(sid)
+    async def _schedule(self, work: StreamWork, step: Step, key: bytes | None) -> None:
+        prev = work.tail
         if not step.segments and not step.parts and not step.rejected:
             if prev is None or _succeeded(prev):
-                self._settle(sid, step.settled_through)  # nothing to wait for
+                self._settle(work.sid, step.settled_through)  # nothing to wait for
             elif step.settled_through is not None:
                 # The stream's last task settles this too once its (earlier) segments are stored.
-                self.deferred[sid] = max(step.settled_through, self.deferred.get(sid, -1))
+                work.defer(step.settled_through)
             return
-        task = asyncio.create_task(self._run(sid, step, prev, key))
-        self.tails[sid] = task
+        task = asyncio.create_task(self._run(work, step, prev, key))
+        work.tail = task
         self.inflight.add(task)
         task.add_done_callback(self._done)
         while len(self.inflight) > self.max_inflight:  # backpressure: stop reading for a while
@@ -306,41 +275,44 @@ class Segmenter:
             self.failed = exc
             self.fatal(exc, where)
 
-    async def _run(self, sid: str, step: Step, prev: asyncio.Task | None, key: bytes | None
-                   ) -> None:
+    async def _run(self, work: StreamWork, step: Step, prev: asyncio.Task | None,
+                   key: bytes | None) -> None:
+        sid = work.sid
         if prev is not None:
             await asyncio.wait([prev])  # its outcome is judged below, through ``_settle``
             if not _succeeded(prev):
                 return  # cancelled (revoked, shutdown) or failed: nothing later may be acked
         try:
             for seq, reason in step.rejected:
-                entry = next((w for w in self.waiting.get(sid, ()) if w[0] == seq), None)
-                tp, off, original = (entry[1], entry[2], entry[3]) if entry else (None, -1, b"")
+                current = self.streams.get(sid)
+                entry = current.pending(seq) if current is not None else None
+                tp, off, original = (entry.tp, entry.offset, entry.value) if entry else (
+                    None, -1, b"")
                 await self._dead(tp, off, key, original or b"", reason, sid)
             for part in step.parts:
-                await self._store_part(part)
+                await self._store_part(work, part)
             for cut in step.segments:
-                await self._seal(cut)
+                await self._seal(work, cut)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # not a store outage (those are waited out): a bug or bad schema
             self.fail(exc, f"segmenter.seal {sid}")
             raise
         through = step.settled_through
-        if self.tails.get(sid) is asyncio.current_task() and sid in self.deferred:
-            through = max(through if through is not None else -1, self.deferred.pop(sid))
+        # a forgotten stream settles nothing
+        deferred = (work.take_deferred(asyncio.current_task())
+                    if self.streams.get(sid) is work else None)
+        if deferred is not None:
+            through = max(through if through is not None else -1, deferred)
         self._settle(sid, through)
 
     def _settle(self, sid: str, through: int | None) -> None:
-        if through is None or sid not in self.waiting or self.failed is not None:
+        # The stream as it is now (not the one a task started with): forgotten means unacked.
+        work = self.streams.get(sid)
+        if through is None or work is None or self.failed is not None:
             return
-        keep = []
-        for entry in self.waiting[sid]:
-            if entry[0] <= through:
-                self._ack(self.acks.settle(entry[1], entry[2]))
-            else:
-                keep.append(entry)
-        self.waiting[sid] = keep
+        for p in work.settle(through):
+            self._ack(self.acks.settle(p.tp, p.offset))
 
     def _ack(self, events: list) -> None:
         for e in events:
@@ -355,7 +327,7 @@ class Segmenter:
                 self._inits.clear()
             self._inits[cfg.init_id] = init
         if (sid, cfg.init_id) not in self._written_inits:
-            await _stored(lambda: self.store.put_init(InitRow(
+            await stored(lambda: self.store.put_init(InitRow(
                 sid, cfg.init_id, cfg.codec_string, cfg.width, cfg.height, cfg.config,
                 init.data, created)), "put_init")
             if len(self._written_inits) > 65536:
@@ -363,15 +335,15 @@ class Segmenter:
             self._written_inits.add((sid, cfg.init_id))
         return init
 
-    async def _store_part(self, part: PartCut) -> None:
+    async def _store_part(self, work: StreamWork, part: PartCut) -> None:
         """Store one CMAF part (LOCAL_QUORUM) and announce it: LL-HLS can list it from now on."""
         first, last = part.frames[0], part.frames[-1]
         init = await self._init(part.stream_id, part.config, first.ingest_us)
         # struct packing of one fragment, ~0.1 ms: cheaper inline than a thread hand-over
         data = render_part(part, init)
-        await _stored(lambda: self.store.put_part(part.stream_id, part.segment_id, part.index,
+        await stored(lambda: self.store.put_part(part.stream_id, part.segment_id, part.index,
                                                   data, last.ingest_us), "put_part")
-        self._part_sizes[part.stream_id][part.id] = len(data)
+        work.part_sizes[part.id] = len(data)
         sealed = int(self.now() * 1e6)
         event = {"stream_id": part.stream_id, "segment_id": part.segment_id,
                  "sequence": part.sequence, "part": part.index, "start_time": part.start_time,
@@ -388,21 +360,20 @@ class Segmenter:
         _BYTES.add(len(data))
         _PART_LATENCY.record(max(0, sealed - last.ingest_us) / 1000)
 
-    async def _part_size(self, part: PartCut) -> int:
-        size = self._part_sizes[part.stream_id].pop(part.id, None)
+    async def _part_size(self, work: StreamWork, part: PartCut) -> int:
+        size = work.part_sizes.pop(part.id, None)
         if size is None:  # stored by a task of this stream that is gone (never expected)
             init = await self._init(part.stream_id, part.config, part.frames[0].ingest_us)
             size = len(render_part(part, init))
         return size
 
-    async def _seal(self, cut: Cut) -> None:
+    async def _seal(self, work: StreamWork, cut: Cut) -> None:
         # Continue the trace of the chunk that opened the segment (bridge → Kafka → seal → view).
-        opened = next((c for seq, c in self.key_traces.get(cut.stream_id, ())
-                       if seq == cut.first_chunk_seq), None)
+        opened = work.opened_trace(cut.first_chunk_seq)
         with _tracer.start_as_current_span("segmenter.seal", context=opened) as span:
             span.set_attribute("camlog.segment_id", cut.segment_id)
             init = await self._init(cut.stream_id, cut.config, cut.ingest_start)
-            sizes = [await self._part_size(p) for p in cut.parts]
+            sizes = [await self._part_size(work, p) for p in cut.parts]
             parts = [[p.end_time - p.start_time, int(p.independent), n]
                      for p, n in zip(cut.parts, sizes)]
             scale = init.timescale
@@ -422,7 +393,7 @@ class Segmenter:
                 resume=json.dumps(cut.resume, separators=(",", ":")),
                 part_list=json.dumps(parts, separators=(",", ":")),
                 discontinuity_sequence=cut.discontinuity_count)
-            await _stored(lambda: self.store.seal_segment(row), "seal_segment")
+            await stored(lambda: self.store.seal_segment(row), "seal_segment")
             await self._announce(row)
             _SEGMENTS.add(1)
             _LATENCY.record(max(0, row.sealed_time - cut.ingest_end) / 1000)
@@ -437,31 +408,27 @@ class Segmenter:
         _DLQ.add(1)
         _log.warning("dead letter", extra={"stream_id": sid, "reason": reason})
         part = getattr(tp, "partition", None)
-        record = {"topic": topics.FRAMES, "partition": part if isinstance(part, int) else -1,
-                  "offset": offset, "key": key, "original": original, "reason": reason,
-                  "stage": "segmenter", "stream_id": sid, "time": int(self.now() * 1e6)}
-        await patiently(lambda: self.publish(topics.DLQ, key or b"",
-                                             encode("DeadLetter", record), inject_headers([])),
-                        "publish", KAFKA_TRANSIENT)
+        await dead_letter(
+            lambda k, v: self.publish(topics.DLQ, k or b"", v, inject_headers([])),
+            topic=topics.FRAMES, partition=part if isinstance(part, int) else -1,
+            offset=offset, key=key, original=original, reason=reason, stage="segmenter",
+            stream_id=sid, time_us=int(self.now() * 1e6))
 
 
 def _succeeded(task: asyncio.Task) -> bool:
     return task.done() and not task.cancelled() and task.exception() is None
 
 
-async def _stored(op: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """A store call, waited out while Cassandra is unavailable: delayed, never skipped."""
-    return await patiently(op, what, (StoreUnavailable,))
-
-
-def register(app: Any, settings: Settings, now: Callable[[], float] = time.time) -> Segmenter:
-    """Add the segmenter agent (manual acks on camlog.frames) and its timer to a Faust app."""
+def register(app: Any, settings: Settings, now: Callable[[], float] = time.time,
+             stream_prefix: str = "") -> Segmenter:
+    """Add the segmenter agent (manual acks on camlog.frames) and its timer to a Faust app;
+    it cuts only streams whose key starts with ``stream_prefix``."""
 
     async def publish(topic: str, key: bytes, value: bytes, headers: list) -> None:
         await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     seg = Segmenter(settings, SegmentStore(settings), publish, ack=lambda e: e.ack(), now=now,
-                    stream_prefix=getattr(app, "camlog_stream_prefix", ""))
+                    stream_prefix=stream_prefix)
     frames = app.topic(topics.FRAMES, key_serializer="raw", value_serializer="raw")
     clock = lag_clock(app)
 
@@ -489,13 +456,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
             await seg.handle_batch(batch, lag)
             clock.read("segmenter", events)
 
-    @app.timer(interval=1.0)
-    async def segmenter_tick() -> None:
-        if seg._started and seg.failed is None:
-            try:
-                await seg.tick()
-            except Exception as exc:  # noqa: BLE001 - a timer that raises silently stops ticking
-                seg.fail(exc, "segmenter.tick")
+    drive_ticks(app, seg, "segmenter.tick", ready=lambda: seg._started and seg.failed is None)
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: set, **kwargs: Any) -> None:

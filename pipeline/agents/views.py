@@ -17,25 +17,23 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import trace
-
+from pipeline.agents.intake import Send, dead_letter, ours, record_of, stored, trace_links
 from pipeline.agents.lag import lag_clock
-from pipeline.agents.supervise import KAFKA_TRANSIENT, Fatal, stop_worker
+from pipeline.agents.supervise import Fatal, stop_worker
+from pipeline.agents.ticks import drive_ticks
 from pipeline.config import Settings
-from pipeline.events import EVENTS, DecodeError, decode_any, encode
-from pipeline.kafka import topics
-from pipeline.retry import patiently
-from pipeline.store.cluster import StoreUnavailable
+from pipeline.events import DecodeError
 from pipeline.store.views import ViewStore
 from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer
 from pipeline.views import device_state as ds
-from pipeline.views.checks import problem
 from pipeline.views.manifest import ManifestState, apply_segment, ended_from_session
 from pipeline.views.stats import StatsBook, hit_of
+from pipeline.kafka import topics
 
-__all__ = ["HITS_TABLE", "ViewWorker", "register"]
+__all__ = ["AGENTS", "HITS_TABLE", "ViewAgent", "ViewWorker", "register"]
 
 #: Faust table of playback hits keyed by event id (changelog topic ``<app id>-<name>-changelog``).
 HITS_TABLE = "views-playback-hits"
@@ -53,22 +51,16 @@ _MANIFEST_LATENCY = _meter.create_histogram(
     description="time from a SealedSegment's Kafka timestamp to its live_manifest row written")
 _FLEET_STATES = ("online", "offline")
 
-_SOURCES = {topics.SEGMENTS: "SealedSegment", topics.SESSIONS: "SessionChange",
-            topics.FRAMES: "FrameChunk", topics.DLQ: "DeadLetter",
-            topics.PLAYBACK: "PlaybackEvent"}
-#: Events that belong on a topic but no view folds (LL-HLS playlists follow SealedPart live),
-#: and their current fingerprints, so the common case is skipped without decoding.
-_PASSED = {topics.SEGMENTS: frozenset({"SealedPart"})}
-_PASSED_FP = {t: frozenset(EVENTS[n].fingerprint for n in names) for t, names in _PASSED.items()}
-
 
 class ViewWorker:
     """One worker's view caches and writes; every ``handle_*`` is safe to call again."""
 
     def __init__(self, settings: Settings, now: Callable[[], float] = time.time,
                  store: ViewStore | None = None, grace_s: float = 5.0,
-                 fatal: Fatal = stop_worker) -> None:
+                 fatal: Fatal = stop_worker,
+                 tables_ready: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
+        self.tables_ready = tables_ready  # Faust's hits table recovered: its index can be built
         self.now = now
         self.fatal = fatal
         self.failed: BaseException | None = None
@@ -105,7 +97,7 @@ class ViewWorker:
             return
         async with self._start_lock:
             if not self._started:
-                await _stored(self.store.start, "views.start")
+                await stored(self.store.start, "views.start")
                 self._started = True
 
     async def close(self) -> None:
@@ -122,7 +114,7 @@ class ViewWorker:
         self.index_stale = True
 
     async def _write(self, view: str, fn: Callable[[], Awaitable[None]]) -> None:
-        await _stored(fn, f"write {view}")
+        await stored(fn, f"write {view}")
         _WRITES.add(1, {"view": view})
 
     async def guard(self, view: str, work: Awaitable[None]) -> None:
@@ -154,7 +146,7 @@ class ViewWorker:
             async with self._lock(("m", sid)):
                 st = self.manifests.get(sid)
                 if st is None:
-                    row = await _stored(lambda: self.store.get_live_manifest(sid),
+                    row = await stored(lambda: self.store.get_live_manifest(sid),
                                         "get_live_manifest")
                     st = (ManifestState.from_row(row, self.settings.live_window) if row else
                           ManifestState(sid, self.settings.live_window))
@@ -167,7 +159,7 @@ class ViewWorker:
             async with self._lock(("d", sid)):
                 st = self.devices.get(sid)
                 if st is None:
-                    row = await _stored(lambda: self.store.get_device_state(sid),
+                    row = await stored(lambda: self.store.get_device_state(sid),
                                         "get_device_state")
                     st = ds.DeviceState.from_row(row, sid)
                     self.devices[sid] = st
@@ -270,7 +262,7 @@ class ViewWorker:
         self._last_stored_sweep = self.now()
         paging, fleet = None, dict.fromkeys(_FLEET_STATES, 0)
         while True:  # streams whose worker died before marking them offline
-            rows, paging = await _stored(lambda p=paging: self.store.list_streams(500, p),
+            rows, paging = await stored(lambda p=paging: self.store.list_streams(500, p),
                                          "list_streams")
             for row in rows:
                 sid = row["stream_id"]
@@ -289,6 +281,21 @@ class ViewWorker:
             if not paging:
                 break
         self.fleet = fleet
+
+    async def tick(self) -> None:
+        """The clock's part: index the hits table once recovered, write closed stats windows,
+        mark idle streams offline."""
+        try:
+            await self.ready()
+            if self.index_stale and self.book is not None and self.tables_ready():
+                self.book.rebuild()
+                self.index_stale = False
+            if not self.index_stale:
+                await self.flush_stats()
+            await self.sweep_offline()
+        except Exception as exc:  # store outages are waited out inside: a bug
+            _ERRORS.add(1, {"view": "timer", "kind": type(exc).__name__})
+            raise
 
     def add_hit(self, event_id: str, record: dict[str, Any], partition: int) -> bool:
         """Keep a playback hit (call inside the agent: the table write needs the event)."""
@@ -314,11 +321,6 @@ class ViewWorker:
         return len(rows)
 
 
-async def _stored(op: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """A store call, waited out while Cassandra is unavailable."""
-    return await patiently(op, what, (StoreUnavailable,))
-
-
 def _fold(fn: Callable[[Any, Any], Any], state: Any, items: Iterable[Any]) -> Any:
     """Apply a reducer that returns None for no-ops; None if nothing changed at all."""
     out = None
@@ -332,13 +334,130 @@ def _lag_ms(event: Any, now: float) -> float:
     return max(0.0, (now - ts) * 1000.0) if ts else 0.0
 
 
-def register(app: Any, settings: Settings, now: Callable[[], float] = time.time) -> ViewWorker:
-    """Add the view agents, the playback hits table and the view timer to a Faust app."""
+@dataclass(frozen=True)
+class ViewAgent:
+    """One view agent: the topic it reads, the worker method it feeds, and its batches."""
+
+    view: str
+    topic: str
+    #: ``ViewWorker.handle_*``: with ``batched`` it takes a batch's records, else one record
+    #: at a time in offset order (a session's changes apply in order).
+    handle: Callable[[ViewWorker, Any], Awaitable[None]]
+    batched: bool
+    batch: int
+    within: float
+
+
+#: The acked view agents (playback hits, auto-acked into a Faust table, are wired apart).
+AGENTS = (
+    ViewAgent("segments", topics.SEGMENTS, ViewWorker.handle_segments, True, 1000, 0.005),
+    ViewAgent("sessions", topics.SESSIONS, ViewWorker.handle_session, False, 100, 0.005),
+    ViewAgent("dlq", topics.DLQ, ViewWorker.handle_dlq, False, 100, 0.005),
+    ViewAgent("frames", topics.FRAMES, ViewWorker.handle_chunks, True, 1000, 0.05),
+)
+
+
+class _Intake:
+    """Turns a view agent's Kafka events into records for the worker, and its batches into
+    acks: prefix filter, decode or dead-letter, one span per event or batch, metrics."""
+
+    def __init__(self, worker: ViewWorker, prefix: bytes, send_dlq: Send,
+                 now: Callable[[], float]) -> None:
+        self.worker, self.prefix, self.send_dlq, self.now = worker, prefix, send_dlq, now
+
+    async def decoded(self, view: str, event: Any) -> dict[str, Any] | None:
+        """Decode one event, or dead-letter it with the reason and return None."""
+        topic_name = event.message.topic
+        if not ours(event.key, self.prefix):
+            return None
+        try:
+            return record_of(topic_name, event.value)
+        except DecodeError as exc:
+            _ERRORS.add(1, {"view": view, "kind": "decode"})
+            _log.warning("undecodable event", extra={"view": view, "reason": exc.reason})
+            # the segmenter dead-letters bad frames; a DLQ event must not be dead-lettered again
+            if topic_name not in (topics.DLQ, topics.FRAMES):
+                key = event.key if isinstance(event.key, (bytes, type(None))) else None
+                await dead_letter(  # delivered before the bad event is acked
+                    self.send_dlq, topic=topic_name, partition=event.message.partition,
+                    offset=event.message.offset, key=key, original=bytes(event.value or b""),
+                    reason=exc.reason, stage=f"views.{view}",
+                    stream_id=key.decode("utf-8", "replace") if key else None,
+                    time_us=int(self.now() * 1_000_000))
+            return None
+
+    async def one(self, spec: ViewAgent, event: Any) -> None:
+        """One event, its own span continuing its trace."""
+        with _tracer.start_as_current_span(f"views.{spec.view}",
+                                           context=extract_context(event.headers)):
+            record = await self.decoded(spec.view, event)
+            if record is None:
+                return
+            await self.worker.ready()
+            await self.worker.guard(spec.view, spec.handle(self.worker, record))
+            _EVENTS.add(1, {"view": spec.view})
+            _LAG.record(_lag_ms(event, self.now()), {"view": spec.view})
+
+    async def many(self, spec: ViewAgent, events: list[Any]) -> None:
+        """One span per batch, continuing the first traced event and linking the others."""
+        parent, links = trace_links(e.headers for e in events)
+        with _tracer.start_as_current_span(f"views.{spec.view}", links=links[:64],
+                                           context=parent) as span:
+            span.set_attribute("camlog.batch", len(events))
+            records = []
+            for e in events:
+                r = await self.decoded(spec.view, e)
+                if r is not None:
+                    r["_kafka_ts"] = getattr(e.message, "timestamp", None)
+                    records.append(r)
+            await self.worker.ready()
+            await spec.handle(self.worker, records)
+            t = self.now()
+            _EVENTS.add(len(records), {"view": spec.view})
+            for e in events:
+                _LAG.record(_lag_ms(e, t), {"view": spec.view})
+
+    async def consume(self, spec: ViewAgent, stream: Any, clock: Any) -> None:
+        """Batches in offset order, each event acked only once its batch's writes are done."""
+        try:
+            async for events in stream.noack_take(spec.batch, within=spec.within):
+                if events:
+                    if spec.batched:
+                        await self.many(spec, events)
+                    else:
+                        for e in events:
+                            await self.one(spec, e)
+                    for e in events:
+                        e.ack()
+                    clock.read(f"views.{spec.view}", events)
+        except Exception as exc:
+            self.worker.fail(exc, f"views.{spec.view}")
+            raise
+
+
+def _add_agent(app: Any, spec: ViewAgent, topic: Any, intake: _Intake, clock: Any) -> None:
+    """The one agent factory: a Faust agent consuming ``spec.topic`` through ``intake``."""
+
+    async def agent(stream: Any) -> None:
+        await intake.consume(spec, stream, clock)
+
+    agent.__name__ = agent.__qualname__ = f"views_{spec.view}_agent"
+    app.agent(topic, name=f"views.{spec.view}")(agent)
+
+
+def register(app: Any, settings: Settings, now: Callable[[], float] = time.time,
+             stream_prefix: str = "") -> ViewWorker:
+    """Add the view agents, the playback hits table and the view timer to a Faust app.
+
+    Like the segmenter, only streams whose key starts with ``stream_prefix`` are handled
+    (canaries, benchmarks on shared topics).
+    """
     import faust
 
     from pipeline.topology.spec import load_topics
 
-    worker = ViewWorker(settings, now)
+    worker = ViewWorker(settings, now,
+                        tables_ready=lambda: getattr(app.tables, "actives_ready", False))
     parts = {t.name: t.partitions for t in load_topics()}
 
     def topic(name: str) -> Any:
@@ -348,119 +467,14 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
     hits = app.Table(HITS_TABLE, default=None, partitions=parts.get(topics.PLAYBACK),
                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
     worker.book = StatsBook(hits, worker.grace_us)
-
-    # like the segmenter, honour the app's stream prefix (canaries, benchmarks on shared topics)
-    prefix = str(getattr(app, "camlog_stream_prefix", "") or "").encode()
     clock = lag_clock(app)
 
-    async def decoded(view: str, event: Any) -> dict[str, Any] | None:
-        """Decode one event, or dead-letter it with the reason and return None."""
-        topic_name = event.message.topic
-        if prefix and not (event.key or b"").startswith(prefix):
-            return None
-        if event.value and bytes(event.value[2:10]) in _PASSED_FP.get(topic_name, ()):
-            return None
-        try:
-            ev, record = decode_any(event.value)
-            if ev.name in _PASSED.get(topic_name, ()):
-                return None
-            if ev.name != _SOURCES[topic_name]:
-                raise DecodeError(f"expected {_SOURCES[topic_name]} on {topic_name}, got {ev.name}")
-            reason = problem(ev.name, record)
-            if reason is not None:
-                raise DecodeError(reason)
-            return record
-        except DecodeError as exc:
-            _ERRORS.add(1, {"view": view, "kind": "decode"})
-            _log.warning("undecodable event", extra={"view": view, "reason": exc.reason})
-            # the segmenter dead-letters bad frames; a DLQ event must not be dead-lettered again
-            if topic_name not in (topics.DLQ, topics.FRAMES):
-                key = event.key if isinstance(event.key, (bytes, type(None))) else None
-                value = encode("DeadLetter", {
-                    "topic": topic_name, "partition": event.message.partition,
-                    "offset": event.message.offset, "key": key,
-                    "original": bytes(event.value or b""), "reason": exc.reason,
-                    "stage": f"views.{view}", "stream_id": key.decode("utf-8", "replace")
-                    if key else None, "time": int(now() * 1_000_000)})
+    async def send_dlq(key: bytes | None, value: bytes) -> None:
+        await (await dlq_topic.send(key=key, value=value))
 
-                async def send() -> None:  # delivered before the bad event is acked
-                    await (await dlq_topic.send(key=key, value=value))
-
-                await patiently(send, "publish", KAFKA_TRANSIENT)
-            return None
-
-    async def one(view: str, event: Any, handle: Callable[[dict], Awaitable[None]]) -> None:
-        with _tracer.start_as_current_span(f"views.{view}",
-                                           context=extract_context(event.headers)):
-            record = await decoded(view, event)
-            if record is None:
-                return
-            await worker.ready()
-            await worker.guard(view, handle(record))
-            _EVENTS.add(1, {"view": view})
-            _LAG.record(_lag_ms(event, now()), {"view": view})
-
-    async def many(view: str, events: list[Any],
-                   handle: Callable[[list[dict]], Awaitable[None]]) -> None:
-        """One span per batch, continuing the first event's trace and linking the others."""
-        links = [trace.Link(sc) for sc in (
-            trace.get_current_span(extract_context(e.headers)).get_span_context()
-            for e in events[1:]) if sc.is_valid]
-        with _tracer.start_as_current_span(f"views.{view}", links=links[:64],
-                                           context=extract_context(events[0].headers)) as span:
-            span.set_attribute("camlog.batch", len(events))
-            records = []
-            for e in events:
-                r = await decoded(view, e)
-                if r is not None:
-                    r["_kafka_ts"] = getattr(e.message, "timestamp", None)
-                    records.append(r)
-            await worker.ready()
-            await handle(records)
-            t = now()
-            _EVENTS.add(len(records), {"view": view})
-            for e in events:
-                _LAG.record(_lag_ms(e, t), {"view": view})
-
-    async def consume(view: str, stream: Any, handle: Callable[[list[Any]], Awaitable[None]],
-                      batch: int, within: float) -> None:
-        """Batches in offset order, each event acked only once its batch's writes are done."""
-        try:
-            async for events in stream.noack_take(batch, within=within):
-                if events:
-                    await handle(events)
-                    for e in events:
-                        e.ack()
-                    clock.read(f"views.{view}", events)
-        except Exception as exc:
-            worker.fail(exc, f"views.{view}")
-            raise
-
-    async def sessions(events: list[Any]) -> None:
-        for e in events:  # one at a time: a session's changes apply in order
-            await one("sessions", e, worker.handle_session)
-
-    async def dead_letters(events: list[Any]) -> None:
-        for e in events:
-            await one("dlq", e, worker.handle_dlq)
-
-    @app.agent(topic(topics.SEGMENTS), name="views.segments")
-    async def segments_agent(stream: Any) -> None:
-        await consume("segments", stream, lambda es: many("segments", es, worker.handle_segments),
-                      1000, 0.005)
-
-    @app.agent(topic(topics.SESSIONS), name="views.sessions")
-    async def sessions_agent(stream: Any) -> None:
-        await consume("sessions", stream, sessions, 100, 0.005)
-
-    @app.agent(topic(topics.DLQ), name="views.dlq")
-    async def dlq_agent(stream: Any) -> None:
-        await consume("dlq", stream, dead_letters, 100, 0.005)
-
-    @app.agent(topic(topics.FRAMES), name="views.frames")
-    async def frames_agent(stream: Any) -> None:
-        await consume("frames", stream, lambda es: many("frames", es, worker.handle_chunks),
-                      1000, 0.05)
+    intake = _Intake(worker, stream_prefix.encode(), send_dlq, now)
+    for spec in AGENTS:
+        _add_agent(app, spec, topic(spec.topic), intake, clock)
 
     @app.agent(topic(topics.PLAYBACK), name="views.playback")
     async def playback_agent(stream: Any) -> None:
@@ -469,7 +483,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
         async for event in stream.events():
             with _tracer.start_as_current_span("views.playback",
                                                context=extract_context(event.headers)):
-                record = await decoded("playback", event)
+                record = await intake.decoded("playback", event)
                 if record is None:
                     continue
                 if worker.index_stale:
@@ -483,19 +497,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time)
                 if seen % 1000 == 0:
                     worker.evict(event.message.partition)
 
-    @app.timer(interval=1.0)
-    async def views_tick() -> None:
-        try:
-            await worker.ready()
-            if worker.index_stale and getattr(app.tables, "actives_ready", False):
-                worker.book.rebuild()
-                worker.index_stale = False
-            if not worker.index_stale:
-                await worker.flush_stats()
-            await worker.sweep_offline()
-        except Exception as exc:  # noqa: BLE001 - store outages are waited out inside: a bug
-            _ERRORS.add(1, {"view": "timer", "kind": type(exc).__name__})
-            worker.fail(exc, "views.timer")
+    drive_ticks(app, worker, "views.timer")
 
     @app.on_partitions_assigned.connect
     async def _assigned(*args: Any, **kwargs: Any) -> None:

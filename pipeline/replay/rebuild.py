@@ -1,7 +1,9 @@
 """``replay rebuild``: the live segmenter and view workers, fed from the log into another keyspace.
 
 The same ``Segmenter`` and ``ViewWorker`` classes the Faust agents use are driven directly, at
-full speed, with a clock that follows the events' ingest time instead of the wall clock. Sealed
+full speed, with a clock that follows the events' ingest time instead of the wall clock: events
+go to the same ``handle_*`` methods, and the segmenter's ``tick`` fires at the instants a
+``TickScheduler`` yields in event time (live, Faust's timer fires it: ``agents.ticks``). Sealed
 segments and dead letters go straight to the views instead of back to Kafka, so nothing live is
 touched: no consumer group, no topic write, no live table.
 
@@ -19,16 +21,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.agents.ticks import TICK_S, TickScheduler
 from pipeline.config import Settings
 from pipeline.errors import CliError
 from pipeline.events.codec import decode_any
-from pipeline.kafka import topics
 from pipeline.replay.progress import Progress
 from pipeline.replay.select import LogEvent, LogReader, Selection
+from pipeline.kafka import topics
 
 __all__ = ["RebuildResult", "ReplayClock", "ensure_keyspace", "rebuild"]
 
@@ -102,8 +105,8 @@ class _ViewQueue:
     time the live timers would have, not how far the segmenter has already run ahead.
     """
 
-    def __init__(self, views: Any, clock: ReplayClock, depth: int = 4096):
-        self._views, self._clock = views, clock
+    def __init__(self, clock: ReplayClock, depth: int = 4096):
+        self._clock = clock
         self._q: asyncio.Queue = asyncio.Queue(depth)
         self._task: asyncio.Task | None = None
 
@@ -112,15 +115,15 @@ class _ViewQueue:
 
     async def _pump(self) -> None:
         while (item := await self._q.get()) is not None:
-            t, method, args = item
+            t, handle, args = item
             self._clock.t = max(self._clock.t, t)
-            await getattr(self._views, method)(*args)
+            await handle(*args)
 
-    async def put(self, t: float, method: str, *args: Any) -> None:
-        """Queue ``views.method(*args)`` as of event time ``t`` (s)."""
+    async def put(self, t: float, handle: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Queue ``handle(*args)`` (a ``ViewWorker`` method) as of event time ``t`` (s)."""
         if self._task is not None and self._task.done():
             self._task.result()  # re-raise what stopped the views
-        await self._q.put((t, method, args))
+        await self._q.put((t, handle, args))
 
     async def drain(self) -> None:
         """Apply everything queued, then stop."""
@@ -174,7 +177,7 @@ def _read_all(settings: Settings, sel: Selection) -> list[LogEvent]:
 
 async def _run(settings: Settings, target: Settings, sel: Selection, progress: bool,
                now: Callable[[], float] = time.time) -> RebuildResult:
-    from pipeline.agents.segmenter import Segmenter
+    from pipeline.agents.segmenter import Delivery, Segmenter
     from pipeline.agents.views import ViewWorker
     from pipeline.store.segments import SegmentStore
     from pipeline.store.views import ViewStore
@@ -182,7 +185,7 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
     t0 = time.monotonic()
     clock, view_clock = ReplayClock(), ReplayClock()
     views = ViewWorker(target, now=view_clock, store=_Pipelined(ViewStore(target)))
-    vq = _ViewQueue(views, view_clock)
+    vq = _ViewQueue(view_clock)
     segments = 0
 
     async def publish(topic: str, key: bytes, value: bytes, headers: list) -> None:
@@ -192,9 +195,9 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
             return  # parts feed live LL-HLS playlists, which follow the log, not a view
         if topic == topics.SEGMENTS:
             segments += 1
-            await vq.put(clock(), "handle_segment", record)
+            await vq.put(clock(), views.handle_segment, record)
         elif topic == topics.DLQ:
-            await vq.put(clock(), "handle_dlq", record)
+            await vq.put(clock(), views.handle_dlq, record)
 
     seg = Segmenter(target, _Pipelined(SegmentStore(target)), publish, ack=lambda e: None,
                     now=clock, event_time=True)
@@ -221,7 +224,7 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
         heard[sid] = max(last or t_us, t_us)
         if last is None or t_us - last < idle_us:
             return False
-        await vq.put(clock(), "expire_at", t_us, [sid])
+        await vq.put(clock(), views.expire_at, t_us, [sid])
         return True
 
     async def side_events(sid: str, until_us: int | None) -> None:
@@ -233,14 +236,14 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
             if topic == topics.SESSIONS:
                 await idle_before(sid, t)
                 n_sessions += 1
-                await vq.put(clock(), "handle_session", record)
+                await vq.put(clock(), views.handle_session, record)
             else:
                 n_dead += 1
-                await vq.put(clock(), "handle_dlq", record)
+                await vq.put(clock(), views.handle_dlq, record)
 
     async def flush(batch: list[dict]) -> list[dict]:
         if batch:
-            await vq.put(clock(), "handle_chunks", batch)
+            await vq.put(clock(), views.handle_chunks, batch)
         return []
 
     await views.ready()
@@ -248,8 +251,9 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
     vq.start()
     chunks = nbytes = 0
     batch: list[dict] = []
-    last_tick: float | None = None
-    idle_ticks = int(settings.idle_timeout_s) + 2
+    # the segmenter's timer, fired in event time (a long silence needs only the ticks until
+    # every idle timeout has passed)
+    ticks = TickScheduler(TICK_S, catch_up=int(settings.idle_timeout_s / TICK_S) + 2)
     try:
         with LogReader(settings, Selection((topics.FRAMES,), sel.start_us, sel.end_us,
                                            sel.streams, slack_us=sel.slack_us)) as reader:
@@ -266,21 +270,13 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
                 if last is not None and chunk["ingest_time"] - last >= idle_us:
                     batch = await flush(batch)  # the stream's earlier chunks, then its offline
                 await idle_before(sid, chunk["ingest_time"])
-                # the segmenter's 1 s timer, fired in event time up to this chunk (a long
-                # silence needs only the ticks until every idle timeout has passed)
-                t = chunk["ingest_time"] / 1e6
-                if last_tick is None:
-                    last_tick = t
-                ticks = 0
-                while last_tick + 1.0 <= t:
-                    last_tick += 1.0
-                    if ticks <= idle_ticks:
-                        clock.t = max(clock.t, last_tick)
-                        batch = await flush(batch)  # as live: chunks are applied within ~50 ms
-                        await seg.tick()
-                    ticks += 1
+                for tick_t in ticks.due(chunk["ingest_time"] / 1e6):
+                    clock.t = max(clock.t, tick_t)
+                    batch = await flush(batch)  # as live: chunks are applied within ~50 ms
+                    await seg.tick()
                 clock.advance_us(chunk["ingest_time"])
-                await seg.handle((e.topic, e.partition), e.offset, e.key, e.value, [], None)
+                await seg.handle_batch([Delivery((e.topic, e.partition), e.offset, e.key,
+                                                 e.value, [], None)])
                 batch.append(chunk)
                 if len(batch) >= _BATCH:
                     batch = await flush(batch)
@@ -299,7 +295,7 @@ async def _run(settings: Settings, target: Settings, sel: Selection, progress: b
             await asyncio.gather(*list(seg.inflight))
         # offline as the live sweep has judged it by now (its event clock follows the wall
         # clock once events stop): streams silent for an idle timeout, not the ones still live
-        await vq.put(clock(), "expire_at", int(now() * 1_000_000))
+        await vq.put(clock(), views.expire_at, int(now() * 1_000_000))
         n_hits = await _playback(settings, sel, views, vq)
         await vq.drain()
         summary = prog.finish()
@@ -327,7 +323,7 @@ async def _playback(settings: Settings, sel: Selection, views: Any, vq: _ViewQue
         views.add_hit(record["event_id"], record, e.partition)
         last = max(last, int(record["time"]))
     if hits:  # as the live timer would, once every window has closed
-        await vq.put(last / 1e6 + 7200 + views.grace_us / 1e6, "flush_stats")
+        await vq.put(last / 1e6 + 7200 + views.grace_us / 1e6, views.flush_stats)
     return len(hits)
 
 
