@@ -92,6 +92,7 @@ class BenchSystem:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     idle_timeout_s: float = 3.0
     bridge_metrics: bool = False  # a Prometheus scrape port on the bridge (the soak reads it)
+    worker_one_process: bool = False  # segmenter and views in one Faust app (the old shape)
 
     def __post_init__(self) -> None:
         self.prefix = f"bench-{self.run_id}-"
@@ -137,7 +138,8 @@ class BenchSystem:
         bridge = r.spawn("bridge", "bridge", "--rate", "10000", "--burst", "10000")
         worker = r.spawn("worker", "worker", "--only", "pipeline.agents.segmenter",
                          "--only", "ops.bench.live_views", "--app-id", self.app_id,
-                         "--stream-prefix", self.prefix)
+                         "--stream-prefix", self.prefix,
+                         *(["--one-process"] if self.worker_one_process else []))
         playback = r.spawn("playback", "playback")
         r.wait("bridge", lambda: http_ok(f"{self.bridge_url}/readyz"), child=bridge)
         r.wait("playback", lambda: http_ok(f"{self.playback_url}/readyz"), child=playback)
@@ -145,7 +147,7 @@ class BenchSystem:
 
     def _worker_ready(self) -> bool:
         """Both of the worker's private groups (segmenter, views) are STABLE with members."""
-        return worker_ready(self.settings, self.app_id)
+        return worker_ready(self.settings, self.app_id, views=not self.worker_one_process)
 
     def stop(self) -> None:
         """Stop every child this system started."""
