@@ -97,6 +97,7 @@ class Segmenter:
         # next owner re-reads the unsettled chunks; an idle seal from a worker that has stopped
         # reading would cut a segment the next owner cuts too (same id, other parts).
         self.closing = False
+        self.epoch = 0  # revokes so far: a resume read that straddles one is not kept
         _meter.create_observable_gauge(
             "camlog_segmenter_lag", callbacks=[self._observe_lag],
             description="messages behind the partition's high watermark")
@@ -207,10 +208,16 @@ class Segmenter:
     async def _adopt(self, sid: str, chunk: dict) -> StreamWork:
         """First sight of a stream since start or rebalance: resume from its newest segment."""
         # Segment times follow the bridge clock, so the newest row is near this chunk's time.
+        epoch = self.epoch
         row = await stored(lambda: self.store.latest_segment(sid, chunk["ingest_time"]),
                             "latest_segment")
         snapshot = json.loads(row.resume) if row is not None and row.resume else None
-        work = self.streams[sid] = StreamWork(sid, self._cutter(sid, snapshot))
+        work = StreamWork(sid, self._cutter(sid, snapshot))
+        if epoch != self.epoch:
+            # A rebalance while we read: the read may predate a write still landing then, so
+            # this resume point is not kept (the batch's chunks are skipped: not ours now).
+            return work
+        self.streams[sid] = work
         if row is not None and chunk["seq"] <= row.last_chunk_seq:
             # Its frames were not all committed: it may have been stored but never announced.
             await self._announce(row)
@@ -222,6 +229,8 @@ class Segmenter:
             return
         now = self.now()
         for sid, work in list(self.streams.items()):
+            if self.streams.get(sid) is not work:
+                continue  # revoked while an earlier stream's schedule waited: not ours to seal
             await self._schedule(work, work.cutter.tick(now), sid.encode())
             if work.idle(now, self.evict_after_s) and self.streams.get(sid) is work:
                 del self.streams[sid]
@@ -234,6 +243,7 @@ class Segmenter:
         next owner reads each stream's newest segment after our last write of it; a write still
         landing after that read would make it cut the same segment ids a second time.
         """
+        self.epoch += 1  # resume reads under way when this began are not kept
         tasks = [w.tail for w in self.streams.values()
                  if w.tp in tps and w.tail is not None and not w.tail.done()]
         for sid, work in list(self.streams.items()):
