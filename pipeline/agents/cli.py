@@ -93,8 +93,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if views:
         child = _spawn_views(args, settings, app_id, views)
         threading.Thread(target=_watch, args=(child, stopping), daemon=True).start()
-    telemetry.setup("camlog-worker" if SEGMENTER in here or not views else "camlog-views",
-                    settings)
+    telemetry.setup("camlog-worker" if SEGMENTER in here else "camlog-views", settings)
     app = create_app(settings, modules=here, stream_prefix=args.stream_prefix, app_id=app_id)
     worker = faust.Worker(app, loglevel=(args.loglevel or settings.log_level).lower(),
                           quiet=True, override_logging=False)
