@@ -19,6 +19,7 @@ from pipeline.devstack.maven import OPS_DIR
 from pipeline.devstack.procs import PidFile
 from pipeline.devstack.stack import KafkaSpec, Stack, up
 from pipeline.errors import CliError
+from tests.chaos.cluster import CONTROLLER_OFFSET, free_base
 
 
 def _props(text: str) -> dict[str, str]:
@@ -102,21 +103,6 @@ def test_ops_pom_declares_the_version_the_code_runs(component: str, prop: str, v
     assert f"<{prop}>{version}</{prop}>" in pom
 
 
-def _free_base(span: int = 3) -> int:
-    """A port p with p..p+span-1 and p+10000.. free on loopback."""
-    for base in range(21092, 30000, 17):
-        ports = [base + i for i in range(span)] + [base + 10000 + i for i in range(span)]
-        ok = True
-        for port in ports:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
-
-
 def _camlog(state: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMLOG_")}
     cmd = [sys.executable, "-m", "pipeline", "--state-dir", str(state), "dev", *args]
@@ -132,13 +118,13 @@ def test_three_broker_cluster_replicates_and_stops_cleanly(tmp_path: Path, setti
     shared_cache = Path(settings.state_dir).resolve() / "cache"
     shared_cache.mkdir(parents=True, exist_ok=True)
     (state / "cache").symlink_to(shared_cache)  # reuse downloaded jars
-    base = _free_base()
-    up = _camlog(state, "up", "--kafka-brokers", "3", "--no-cassandra", "--no-topology",
-                 "--kafka-port", str(base), "--controller-port", str(base + 10000))
+    base = free_base()
+    ports = ("--kafka-port", str(base), "--controller-port", str(base + CONTROLLER_OFFSET))
+    up = _camlog(state, "up", "--kafka-brokers", "3", "--no-cassandra", "--no-topology", *ports)
     try:
         assert up.returncode == 0, up.stderr
         again = _camlog(state, "up", "--kafka-brokers", "3", "--no-cassandra", "--no-topology",
-                        "--kafka-port", str(base), "--controller-port", str(base + 10000))
+                        *ports)
         assert again.returncode == 0 and "already running" in again.stdout
 
         st = _camlog(state, "status")

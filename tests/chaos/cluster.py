@@ -25,13 +25,31 @@ from pipeline.kafka.producer import EventProducer
 __all__ = ["AckProbe", "KafkaCluster", "free_base"]
 
 
+CONTROLLER_OFFSET = 1000
+
+
 def free_base(span: int = 3) -> int:
-    """A port p with p..p+span-1 and p+10000..p+10000+span-1 free on loopback."""
-    for base in range(23092, 31000, 23):
-        ports = [base + i for i in range(span)] + [base + 10000 + i for i in range(span)]
-        if not any(_open(p) for p in ports):
+    """A port p with p..p+span-1 and p+CONTROLLER_OFFSET.. free to bind on loopback.
+
+    Every port stays below the kernel's ephemeral range (32768+): a port there can be taken by
+    any outgoing connection between this check and the broker's bind, which is how a broker of
+    this cluster once failed to start in CI. Bindability, not a refused connect, is the test.
+    """
+    for base in range(23092, 31000 - CONTROLLER_OFFSET, 23):
+        ports = [base + i for i in range(span)] + [base + CONTROLLER_OFFSET + i
+                                                    for i in range(span)]
+        if all(_bindable(p) for p in ports):
             return base
     raise RuntimeError("no free ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _tail(path: Path, n: int = 4) -> list[str]:
@@ -39,11 +57,6 @@ def _tail(path: Path, n: int = 4) -> list[str]:
         return path.read_text(errors="replace").splitlines()[-n:]
     except OSError:
         return []
-
-
-def _open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -62,7 +75,7 @@ class KafkaCluster:
             (self.root / "cache").symlink_to(self.cache.resolve())
         self.stack = Stack(self.root)
         self.spec = KafkaSpec(brokers=self.brokers, port=self.base,
-                              controller_port=self.base + 10000)
+                              controller_port=self.base + CONTROLLER_OFFSET)
 
     @property
     def bootstrap(self) -> str:
