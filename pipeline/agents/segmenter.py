@@ -206,21 +206,35 @@ class Segmenter:
                 await self._schedule(work, step, keys[sid])
 
     async def _adopt(self, sid: str, chunk: dict) -> StreamWork:
-        """First sight of a stream since start or rebalance: resume from its newest segment."""
-        # Segment times follow the bridge clock, so the newest row is near this chunk's time.
+        """First sight of a stream since start or rebalance: resume where this region's log left
+        it (its own resume point), else, for a stream new to this region, from its newest
+        segment from anywhere (the region it moved from)."""
         epoch = self.epoch
-        row = await stored(lambda: self.store.latest_segment(sid, chunk["ingest_time"]),
-                            "latest_segment")
-        snapshot = json.loads(row.resume) if row is not None and row.resume else None
+        region = self.settings.region
+        own = await stored(lambda: self.store.resume_point(sid, region), "resume_point")
+        if own is not None:
+            snapshot = json.loads(own.resume) if own.resume else None
+            last_seq = own.last_chunk_seq
+        else:
+            # Segment times follow the bridge clock, so the newest row is near this chunk's time.
+            row = await stored(lambda: self.store.latest_segment(sid, chunk["ingest_time"]),
+                               "latest_segment")
+            snapshot = json.loads(row.resume) if row is not None and row.resume else None
+            last_seq = row.last_chunk_seq if row is not None else None
         work = StreamWork(sid, self._cutter(sid, snapshot))
+        work.adopted = True
         if epoch != self.epoch:
             # A rebalance while we read: the read may predate a write still landing then, so
             # this resume point is not kept (the batch's chunks are skipped: not ours now).
             return work
         self.streams[sid] = work
-        if row is not None and chunk["seq"] <= row.last_chunk_seq:
+        if last_seq is not None and chunk["seq"] <= last_seq:
             # Its frames were not all committed: it may have been stored but never announced.
-            await self._announce(row)
+            row = (await stored(lambda: self.store.segment_at(sid, own.start_time,
+                                                               own.segment_id), "segment_at")
+                   if own is not None else row)
+            if row is not None:
+                await self._announce(row)
         return work
 
     async def tick(self) -> None:
@@ -403,7 +417,18 @@ class Segmenter:
                 resume=json.dumps(cut.resume, separators=(",", ":")),
                 part_list=json.dumps(parts, separators=(",", ":")),
                 discontinuity_sequence=cut.discontinuity_count)
-            await stored(lambda: self.store.seal_segment(row), "seal_segment")
+            # The same frames may be in another region's log too (a device that moved re-sends
+            # its open GOP): a segment that ends a run, opens one or follows a resume is checked
+            # against a copy cut there, and the later copy is kept (``seal_segment``).
+            check = work.adopted or cut.discontinuity or cut.resume.get("planner") is None
+            work.adopted = False
+            kept = await stored(lambda: self.store.seal_segment(
+                row, region=self.settings.region, check=check), "seal_segment")
+            span.set_attribute("camlog.superseded", kept is False)
+            if kept is False:
+                _log.info("segment superseded by another region's later copy",
+                          extra={"stream_id": cut.stream_id, "segment_id": cut.segment_id})
+                return
             await self._announce(row)
             _SEGMENTS.add(1)
             _LATENCY.record(max(0, row.sealed_time - cut.ingest_end) / 1000)

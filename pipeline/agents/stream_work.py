@@ -46,6 +46,7 @@ class StreamWork:
     # trace contexts of recent keyframe chunks, so a segment's seal joins its first chunk's trace
     key_traces: deque[tuple[int, Context]] = field(default_factory=lambda: deque(maxlen=8))
     part_sizes: dict[str, int] = field(default_factory=dict)  # part id -> stored bytes
+    adopted: bool = False  # resumed from the store and not sealed since (its next seal checks)
 
     def receive(self, pending: Pending, keyframe_trace: Context | None = None) -> None:
         """Remember a delivered chunk (and its trace, when it opens with a keyframe)."""

@@ -127,7 +127,18 @@ class SegmentStore(Store):
             "cmaf_w": "INSERT INTO segment_data (stream_id, segment_id, part, data) "
                       "VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?",
             "seal_w": "UPDATE segment_data USING TTL ? AND TIMESTAMP ? SET parts = ?, "
-                      "byte_size = ? WHERE stream_id = ? AND segment_id = ?",
+                      "byte_size = ?, start_time = ? WHERE stream_id = ? AND segment_id = ?",
+            "sealed_r": "SELECT parts, start_time, writetime(parts) AS sealed_at FROM "
+                        "segment_data WHERE stream_id = ? AND segment_id = ? LIMIT 1",
+            "unindex_w": "DELETE FROM segments USING TIMESTAMP ? WHERE stream_id = ? AND day = ? "
+                         "AND start_time = ? AND segment_id = ?",
+            "resume_w": "INSERT INTO segment_resume (stream_id, region, segment_id, start_time, "
+                        "last_chunk_seq, resume) VALUES (?, ?, ?, ?, ?, ?) "
+                        "USING TTL ? AND TIMESTAMP ?",
+            "resume_r": "SELECT segment_id, start_time, last_chunk_seq, resume FROM "
+                        "segment_resume WHERE stream_id = ? AND region = ?",
+            "one_r": f"SELECT {seg_cols} FROM segments WHERE stream_id = ? AND day = ? "
+                     "AND start_time = ? AND segment_id = ?",
             "cmaf_r": "SELECT data FROM segment_data WHERE stream_id = ? AND segment_id = ? "
                       "AND part = ?",
             "init_r": f"SELECT {init_cols} FROM init_segments WHERE stream_id = ? AND init_id = ?",
@@ -185,13 +196,53 @@ class SegmentStore(Store):
         await aexecute(self._session, self._ps["cmaf_w"],
                        (stream_id, segment_id, index, data, self.ttl, ts))
 
-    async def seal_segment(self, row: SegmentRow) -> None:
-        """A segment whose parts are all stored: make its bytes readable, then write its row."""
+    async def seal_segment(self, row: SegmentRow, region: str | None = None,
+                           check: bool = False) -> bool:
+        """A segment whose parts are all stored: make its bytes readable, then write its row.
+
+        ``region``: also record the row's resume point as that region's (``resume_point``).
+        ``check``: the segment may also have been cut by another region from its copy of the
+        same frames (a device that moved re-sends its open GOP, so both regions' logs hold it).
+        The copy with the later event time wins everywhere, as each of its cells does by LWW:
+        if the stored one is later, this one writes no index row (False: superseded); if it is
+        earlier and indexed under another start time, its index row is deleted at our time.
+        """
         ts = row.ingest_end
-        await aexecute(self._session, self._ps["seal_w"], (
-            self.ttl, ts, row.parts, row.byte_size, row.stream_id, row.segment_id))
-        await aexecute(self._session, self._ps["seg_w"],
-                       [getattr(row, c) for c in _SEG_COLS] + [self.ttl, ts])
+        written = True
+        if check:
+            prior = await self._rows(self._ps["sealed_r"], (row.stream_id, row.segment_id))
+            if prior and prior[0].parts is not None and prior[0].sealed_at is not None:
+                if prior[0].sealed_at > ts:
+                    written = False
+                elif prior[0].sealed_at < ts and prior[0].start_time not in (None,
+                                                                              row.start_time):
+                    old = prior[0].start_time
+                    await aexecute(self._session, self._ps["unindex_w"], (
+                        ts, row.stream_id, day_of(old), old, row.segment_id))
+        if written:
+            await aexecute(self._session, self._ps["seal_w"], (
+                self.ttl, ts, row.parts, row.byte_size, row.start_time, row.stream_id,
+                row.segment_id))
+            await aexecute(self._session, self._ps["seg_w"],
+                           [getattr(row, c) for c in _SEG_COLS] + [self.ttl, ts])
+        if region is not None:
+            await aexecute(self._session, self._ps["resume_w"], (
+                row.stream_id, region, row.segment_id, row.start_time, row.last_chunk_seq,
+                row.resume, self.ttl, ts))
+        return written
+
+    async def resume_point(self, stream_id: str, region: str) -> Any:
+        """The region's own resume point for the stream (segment_id, start_time,
+        last_chunk_seq, resume), or None when that region never cut it."""
+        rows = await self._rows(self._ps["resume_r"], (stream_id, region))
+        return rows[0] if rows else None
+
+    async def segment_at(self, stream_id: str, start_time: int, segment_id: str
+                         ) -> SegmentRow | None:
+        """One ``segments`` row by its key, or None (never written, or superseded)."""
+        rows = await self._rows(self._ps["one_r"], (stream_id, day_of(start_time), start_time,
+                                                    segment_id))
+        return _segment(rows[0]) if rows else None
 
     # -- reads -----------------------------------------------------------------------------
     async def part_bytes(self, stream_id: str, segment_id: str, index: int, fast: bool = False

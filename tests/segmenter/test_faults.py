@@ -41,7 +41,7 @@ class Faulty:
     def __getattr__(self, name: str):  # start, close, …: the real thing
         return getattr(self.store, name)
 
-    async def _call(self, name: str, *args):
+    async def _call(self, name: str, *args, **kwargs):
         n, self.calls = self.calls, self.calls + 1
         if n == self.fatal_at:
             raise RuntimeError("injected: a bug, not an outage")
@@ -49,7 +49,7 @@ class Faulty:
         if fault.startswith("before"):
             self.plan[n % len(self.plan)] = "before" if fault == "before2" else "ok"
             raise StoreUnavailable("injected before the call")
-        result = await getattr(self.store, name)(*args)
+        result = await getattr(self.store, name)(*args, **kwargs)
         if fault == "after":
             self.plan[n % len(self.plan)] = "ok"
             raise StoreUnavailable("injected after the call landed")
@@ -58,8 +58,14 @@ class Faulty:
     async def put_part(self, *args):
         return await self._call("put_part", *args)
 
-    async def seal_segment(self, row):
-        return await self._call("seal_segment", row)
+    async def seal_segment(self, row, **kwargs):
+        return await self._call("seal_segment", row, **kwargs)
+
+    async def resume_point(self, sid, region):
+        return await self._call("resume_point", sid, region)
+
+    async def segment_at(self, sid, start_time, segment_id):
+        return await self._call("segment_at", sid, start_time, segment_id)
 
     async def put_init(self, row):
         return await self._call("put_init", row)
