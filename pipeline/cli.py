@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("pipeline.admin.cli", "describe topics, lag, add partitions, rebalance"),
     "capacity": ("pipeline.admin.capacity_cli", "plan a deployment for a fleet from benchmark results"),
     "demo": ("pipeline.demo", "run the whole system with simulated cameras"),
+    "drill": ("pipeline.devstack.drill_cli", "fault drills against a running demo (region-outage)"),
 }
 
 Handler = Callable[[argparse.Namespace, Settings], int]

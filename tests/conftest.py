@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import Settings, ensure_dev_secret, load_settings
+from tests.regions.stack import two_regions  # noqa: F401  (one two-region stack for all tests)
 
 
 def pytest_configure(config: pytest.Config) -> None:

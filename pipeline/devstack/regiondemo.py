@@ -5,6 +5,8 @@ Region i's services listen on the usual addresses + 100*i (bridge 8080, 8180; pl
 8181) and scrape ports + 10*i; each runs with ``CAMLOG_REGION``, its own Kafka and its own
 Cassandra DC (LOCAL_QUORUM). Workers consume their region's log only: the other region's
 frames arrive through Cassandra's replication of the views, not by segmenting them twice.
+The demo supervises its services: one that dies is started again (``camlog drill
+region-outage`` relies on this to bring a killed region's services back).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 from pipeline.config import Settings
 from pipeline.errors import CliError
 
-__all__ = ["region_settings", "run"]
+__all__ = ["RESTART_S", "region_settings", "run"]
+
+RESTART_S = 5.0  # the demo restarts a dead service after this long (and no more often)
 
 
 def _shift(addr: str, by: int) -> str:
@@ -91,13 +95,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"http://{rs.playback_addr}/watch/{sid}?token={token}" for rs in per.values()))
         print("Any region's playback serves every camera. Ctrl-C stops everything the demo "
               "started.\n")
+        started = {id(c): time.monotonic() for r in runners.values() for c in r.children}
         while not stop["now"]:
             time.sleep(1.0)
-            dead = [f"{n}/{c.name}" for n, r in runners.items() for c in r.children if not c.alive]
-            if dead:
-                print(f"\n{', '.join(dead)} exited; logs in {settings.state_dir}/demo-logs",
-                      file=sys.stderr)
-                return 1
+            # A supervisor, as a deployment has one: what dies (a crash, `camlog drill`) is
+            # started again, at most every RESTART_S, while its region's Kafka may be down.
+            for n, r in runners.items():
+                for c in r.children:
+                    if not c.alive and time.monotonic() - started.get(id(c), 0) >= RESTART_S:
+                        print(f"{n}/{c.name} exited ({c.proc.returncode if c.proc else '?'}); "
+                              f"restarting (log {c.log})", file=sys.stderr)
+                        c.start()
+                        started[id(c)] = time.monotonic()
         print("\nstopping…")
         return 0
     finally:

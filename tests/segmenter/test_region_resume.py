@@ -1,4 +1,6 @@
-"""A stream whose frames moved between regions' logs, cut by each region's segmenter (real Cassandra).
+"""A stream whose frames moved between regions' logs, cut by each region's segmenter.
+
+Real Cassandra, one DC: the regions are the segmenters' ``region`` settings.
 
 The device streamed to dc1, dc1 died with chunks acked but not yet cut, the device moved to dc2
 and re-sent its open GOP there; then dc1 came back and its worker re-read its log. Each region

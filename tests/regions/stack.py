@@ -1,5 +1,8 @@
 """One started two-region stack per test session (``camlog dev up --regions dc1,dc2``).
 
+The ``two_regions`` fixture is made visible to every test by the root conftest (tests/regions
+and the region-outage drill in tests/chaos share one stack).
+
 Its Cassandra takes 127.0.0.1:9042, so the shared one-region stack is stopped first and started
 again at the end when it was running. The stack lives in its own state folder
 (``CAMLOG_REGIONS_STATE_DIR``, default ``<repo>/.camlog-regions``), purged afterwards.
