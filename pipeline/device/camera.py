@@ -109,5 +109,6 @@ async def run_fleet(cameras: list[Camera], cfg: FleetConfig,
     return {"frames": frames, "acked_frames": acked, "elapsed_s": elapsed,
             "retries": sum(c.uploader.stats.retries for c in cameras),
             "dropped_frames": sum(c.uploader.stats.dropped_frames for c in cameras),
+            "resent_frames": sum(c.uploader.stats.resent_frames for c in cameras),
             "rejected": sum(c.uploader.stats.rejected for c in cameras),
             "retry_after": sum(c.uploader.stats.retry_after for c in cameras)}

@@ -16,7 +16,16 @@ Policy, in short:
 * with several bridges (home region first) the device moves to the next one when the current
   one has failed every request for ``failover_s`` and goes back when home is ready again
   (``pipeline.device.failover``); the chunk keeps its seq across bridges, and every request after
-  the first ack says ``Camlog-Resume: 1`` so another region's bridge takes the stream mid-GOP.
+  the first ack says ``Camlog-Resume: 1`` so another region's bridge takes the stream mid-GOP;
+* on every move (to the next bridge, or back home after a ``/readyz`` probe) the device first
+  re-sends the **open GOP** (``pipeline.device.opengop``: the chunks acked since the last keyframe
+  chunk, at most ``max_buffer_chunks``; same seqs, same bytes) to the new bridge, then continues
+  with the chunk that was in flight, so the new region's segmenter can decode from the keyframe
+  instead of dead-lettering acked frames. Nothing is re-sent when that chunk starts with a
+  keyframe. A re-sent chunk answered 409 (the bridge has it) is done, not ``rejected``; re-sends
+  count in ``stats.resent``/``resent_frames``, not in ``acked``/``acked_frames`` again. ``on_ack``
+  is still called for them, so it may fire twice for one seq, once per region (callers that
+  record acks per bridge see both).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.device.failover import BridgeChooser, parse_bridges
+from pipeline.device.opengop import OpenGop
 from pipeline.ingest.framing import RESUME_HEADER, Chunk, Frame, encode_chunk
 from pipeline.ingest.grouping import ChunkGrouper, Group
 
@@ -51,6 +61,9 @@ class UploadStats:
     rejected: int = 0
     dropped_chunks: int = 0
     dropped_frames: int = 0
+    #: Already-acked chunks (open GOP) sent again to a bridge the device moved to.
+    resent: int = 0
+    resent_frames: int = 0
     #: Non-200 answers by HTTP status, and how many of them carried Retry-After (back-pressure).
     statuses: dict[int, int] = field(default_factory=dict)
     retry_after: int = 0
@@ -96,6 +109,9 @@ class ChunkUploader:
         self._wake = asyncio.Event()
         self._closing = False
         self._inflight: Chunk | None = None
+        self._gop = OpenGop(max_buffer_chunks)
+        self._resend: deque[Chunk] = deque()  # the open GOP, being re-sent after a move
+        self._moved = False  # moved bridge since the last chunk was sent: re-send first
 
     @property
     def url(self) -> str:
@@ -136,6 +152,7 @@ class ChunkUploader:
         for _ in range(start, i):
             victim = self._buffer[start]
             del self._buffer[start]
+            self._gop.settled(victim, stored=False)
             self.stats.dropped_chunks += 1
             self.stats.dropped_frames += len(victim.frames)
 
@@ -156,7 +173,11 @@ class ChunkUploader:
 
     # -- upload loop ---------------------------------------------------------------------------
     async def run(self) -> None:
-        """Upload forever (cancel to stop); one chunk in flight, retried until settled."""
+        """Upload forever (cancel to stop); one chunk in flight, retried until settled.
+
+        After a move to another bridge the open GOP goes first; a move during that re-send (or
+        during any chunk) starts it over, against the bridge moved to.
+        """
         while True:
             if not self._buffer:
                 self._wake.clear()
@@ -168,29 +189,43 @@ class ChunkUploader:
                 if self.bridges.probe_due(self.now()):
                     await self._probe_home()
                 continue
-            chunk = self._inflight = self._buffer[0]
-            body = encode_chunk(chunk)
-            delay = self.backoff_s
-            while True:
-                if self.bridges.probe_due(self.now()):
-                    await self._probe_home()
-                outcome, retry_after = await self._post(chunk, body)
-                if outcome == "moved":  # the same chunk goes to the next bridge at once
-                    self.stats.retries += 1
-                    delay = self.backoff_s
-                    continue
-                if outcome != "retry":
-                    break
-                self.stats.retries += 1
-                wait = retry_after if retry_after is not None else delay * (0.5 + random.random())
-                await asyncio.sleep(min(wait, self.backoff_max_s))
-                delay = min(delay * 2, self.backoff_max_s)
+            if self._moved:
+                self._moved = False
+                self._resend = deque(self._gop.resend_for(self._buffer[0]))
+            resend = bool(self._resend)
+            chunk = self._resend[0] if resend else self._buffer[0]
+            self._inflight = None if resend else chunk
+            outcome = await self._settle(chunk, resend)
+            self._inflight = None
+            if outcome == "moved":  # start over at the new bridge: its re-send, then this chunk
+                continue
+            if resend:
+                self._resend.popleft()
+                continue
+            self._gop.settled(chunk, stored=outcome == "ok")
             if self._buffer and self._buffer[0] is chunk:
                 self._buffer.popleft()
-            self._inflight = None
 
-    async def _probe_home(self) -> None:
-        """Ask the home bridge's ``/readyz``; go back home when it answers ready."""
+    async def _settle(self, chunk: Chunk, resend: bool) -> str:
+        """Send ``chunk`` until the bridge settles it ("ok"/"rejected") or the device moves."""
+        body = encode_chunk(chunk)
+        delay = self.backoff_s
+        while True:
+            if self.bridges.probe_due(self.now()) and await self._probe_home():
+                return "moved"
+            outcome, retry_after = await self._post(chunk, body, resend)
+            if outcome == "moved":  # the chunk (after the open GOP) goes to the next bridge
+                self.stats.retries += 1
+                return "moved"
+            if outcome != "retry":
+                return outcome
+            self.stats.retries += 1
+            wait = retry_after if retry_after is not None else delay * (0.5 + random.random())
+            await asyncio.sleep(min(wait, self.backoff_max_s))
+            delay = min(delay * 2, self.backoff_max_s)
+
+    async def _probe_home(self) -> bool:
+        """Ask the home bridge's ``/readyz``; go back home when it answers ready (True)."""
         import aiohttp
 
         try:
@@ -199,13 +234,25 @@ class ChunkUploader:
                 ready = resp.status == 200
         except (TimeoutError, aiohttp.ClientError, OSError):
             ready = False
-        self.bridges.probed(self.now(), ready)
+        if not self.bridges.probed(self.now(), ready):
+            return False
+        self._moved_bridge()
+        return True
 
     def _bridge_failed(self) -> str:
         """Count a failed request against the bridge in use: "moved" when it was given up on."""
-        return "moved" if self.bridges.failed(self.now()) else "retry"
+        if not self.bridges.failed(self.now()):
+            return "retry"
+        self._moved_bridge()
+        return "moved"
 
-    async def _post(self, chunk: Chunk, body: bytes) -> tuple[str, float | None]:
+    def _moved_bridge(self) -> None:
+        """Now on another bridge: the open GOP goes to it before the next chunk."""
+        self._moved = True
+        self._resend.clear()
+
+    async def _post(self, chunk: Chunk, body: bytes,
+                    resend: bool = False) -> tuple[str, float | None]:
         import aiohttp
 
         t0 = self.now()
@@ -236,6 +283,12 @@ class ChunkUploader:
             wait = float(retry_after) if retry_after and retry_after.isdigit() else None
             return self._bridge_failed(), wait
         self.bridges.succeeded(self.now())
+        if status == 200 and resend:
+            self.stats.resent += 1
+            self.stats.resent_frames += len(chunk.frames)
+            if self.on_ack:
+                self.on_ack(chunk.seq, payload)
+            return "ok", None
         if status == 200:
             self.stats.acked += 1
             self.stats.acked_frames += len(chunk.frames)
@@ -243,6 +296,10 @@ class ChunkUploader:
                 self.stats.ack_ms.append((self.now() - t0) * 1000)
             if self.on_ack:
                 self.on_ack(chunk.seq, payload)
+            return "ok", None
+        if status == 409 and resend:  # this bridge already has it: nothing to re-send
+            self.stats.resent += 1
+            self.stats.resent_frames += len(chunk.frames)
             return "ok", None
         self.stats.last_error = f"{status} {payload.get('code') or payload.get('problem', '')}"
         if status in _PERMANENT:

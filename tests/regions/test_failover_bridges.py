@@ -1,5 +1,7 @@
 """A device with two bridges (home first): SIGKILL home mid-GOP, the stream moves to the other
 bridge, which never saw it, with no 422/409 and no lost ack; home restarts and the device returns.
+On each move the device re-sends the open GOP (acked chunks since the last keyframe chunk) first,
+so each bridge gets that GOP from its keyframe; ``on_ack`` fires once per bridge for those seqs.
 
 Both bridges write to the shared dev Kafka here (the seq/session rules are the bridges' own); the
 two-cluster version with MirrorMaker 2 is the region-outage drill.
@@ -39,7 +41,7 @@ async def test_device_fails_over_mid_gop_and_returns_home(services):
     sid = f"fo-{int(time.time() * 1000)}"
     tok = issue(services.keys, None, "device", [sid], 600, time.time())
     since = marks(services.kafka, FRAMES)
-    acked_by: dict[int, str] = {}
+    acks: list[tuple[int, str]] = []  # (seq, bridge) in ack order; a re-sent seq appears twice
     n = 0
 
     def feed(up: ChunkUploader, frames: int) -> None:
@@ -54,13 +56,13 @@ async def test_device_fails_over_mid_gop_and_returns_home(services):
         async with aiohttp.ClientSession() as s:
             up = ChunkUploader(s, [home.url, away.url], sid, tok, chunk_frames=3,
                                backoff_max_s=0.2, failover_s=1.0,
-                               on_ack=lambda seq, _a: acked_by.__setitem__(seq, up.bridges.current))
+                               on_ack=lambda seq, _a: acks.append((seq, up.bridges.current)))
             task = asyncio.create_task(up.run())
             feed(up, 3 * 14)  # 14 chunks: one GOP (10 chunks) and 4 into the next
-            await _until(lambda: len(acked_by) == 14, "home acked the first 14 chunks", up)
+            await _until(lambda: up.stats.acked == 14, "home acked the first 14 chunks", up)
             home.kill()
             feed(up, 3 * 10)
-            await _until(lambda: len(acked_by) == 24, "the other bridge acked 10 more", up)
+            await _until(lambda: up.stats.acked == 24, "the other bridge acked 10 more", up)
             home.start()
             await _until(lambda: up.bridges.current == home.url, "the device went home", up)
             feed(up, 3 * 10)
@@ -70,11 +72,20 @@ async def test_device_fails_over_mid_gop_and_returns_home(services):
         home.stop()
         away.stop()
     assert up.stats.rejected == 0 and up.stats.dropped_frames == 0
-    assert sorted(acked_by) == list(range(34))  # every chunk acked once, by some bridge
-    assert {acked_by[q] for q in range(14)} == {home.url}
-    assert {acked_by[q] for q in range(14, 24)} == {away.url}  # 14 is mid-GOP: no 422
-    assert acked_by[33] == home.url and [u for _, u in up.bridges.switches] == [away.url, home.url]
+    assert up.stats.acked == 34  # every chunk acked once as new ...
+    assert up.stats.resent == 8  # ... and the open GOP re-sent on each move: 10..13, 20..23
+    # The GOP is 10 chunks (keyframe chunks 0, 10, 20, 30). Away got GOP 10 from its keyframe,
+    # then 14.. (mid-GOP: no 422); home got GOP 20 from its keyframe when the device came back.
+    assert [q for q, u in acks if u == away.url] == list(range(10, 24))
+    assert [q for q, u in acks if u == home.url] == [*range(14), *range(20, 34)]
+    assert [u for _, u in up.bridges.switches] == [away.url, home.url]
     recs = [decode("FrameChunk", m.value()) for m in read_since(services.kafka, FRAMES, since, sid)]
     assert {r["seq"] for r in recs} == set(range(34))  # every acked chunk is on the log
-    first_away = min((r for r in recs if r["seq"] == 14), key=lambda r: r["ingest_time"])
-    assert not first_away["frames"][0]["keyframe"]
+    # Away wrote its re-sent GOP again (it never saw the stream). Home, restarted, recovered the
+    # stream's state from this same log, away's chunks included, so it answered 20..23 with the
+    # acks it remembered instead of writing them twice (two clusters: MirrorMaker's job).
+    seqs = [r["seq"] for r in recs]
+    assert all(seqs.count(q) >= 2 for q in range(10, 14))
+    first_14 = min((r for r in recs if r["seq"] == 14), key=lambda r: r["ingest_time"])
+    assert not first_14["frames"][0]["keyframe"]
+    assert next(r for r in recs if r["seq"] == 10)["frames"][0]["keyframe"]
