@@ -1,18 +1,27 @@
-"""The workers' clock-driven work, one interface for Faust and for the replay.
+"""What a worker exposes to whoever drives it, one interface for Faust and for the replay.
 
 A worker (``Segmenter``, ``ViewWorker``) is fed events by whoever drives it and also has work
 that only time triggers: sealing an idle stream, marking a device offline, flushing closed
-stats windows. Live, Faust's timer calls ``tick()`` every ``TICK_S`` of wall clock
-(``drive_ticks``); a replay calls it at the same instants of event time, which a
+stats windows. Live, Faust's agents hand it each topic's events and Faust's timer calls
+``tick()`` every ``TICK_S`` of wall clock (``drive_ticks``); a replay (``agents.driver``) hands
+it the log's events and calls ``tick()`` at the same instants of event time, which a
 ``TickScheduler`` on the replay's settable clock yields.
+
+``tick()`` takes no time argument: a worker reads its injected clock (``now``) everywhere, in
+its cutters and in the times it stamps on rows, so the driver moves that clock and ticks; a
+separate ``tick(now)`` could disagree with the clock the rest of the worker reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["TICK_S", "TickScheduler", "Ticking", "drive_ticks"]
+if TYPE_CHECKING:
+    from pipeline.agents.segmenter import Delivery
+    from pipeline.views.stats import StatsBook
+
+__all__ = ["TICK_S", "Cutting", "TickScheduler", "Ticking", "Viewing", "drive_ticks"]
 
 #: Seconds between two ticks of a worker (live: wall clock; replay: event time).
 TICK_S = 1.0
@@ -29,6 +38,57 @@ class Ticking(Protocol):
 
     def fail(self, exc: BaseException, where: str) -> None:
         """An unrecoverable error: stop for good and hand it on."""
+
+
+@runtime_checkable
+class Cutting(Ticking, Protocol):
+    """The segmenter as its drivers see it: camlog.frames deliveries in, in offset order per
+    partition; sealed parts, segments and dead letters out through its ``publish``."""
+
+    inflight: set  # seal tasks under way (a driver that ends waits for them)
+
+    async def start(self) -> None:
+        """Connect the store."""
+
+    async def handle_batch(self, batch: Sequence[Delivery],
+                           lag: Mapping[Hashable, int] | None = None) -> None:
+        """Consecutive camlog.frames deliveries."""
+
+
+@runtime_checkable
+class Viewing(Ticking, Protocol):
+    """The view worker as its drivers see it: one handler per topic (``views.AGENTS`` says
+    which), the event-time offline transition, and the playback stats book."""
+
+    book: StatsBook | None
+    grace_us: int
+
+    async def ready(self) -> None:
+        """Connect the store."""
+
+    async def guard(self, view: str, work: Awaitable[None]) -> None:
+        """Run one handler call; an error it raises is the worker's ``fail``."""
+
+    async def handle_chunks(self, chunks: Iterable[dict[str, Any]]) -> None:
+        """FrameChunks (camlog.frames), a batch."""
+
+    async def handle_segments(self, segs: Iterable[dict[str, Any]]) -> None:
+        """SealedSegments (camlog.segments), a batch."""
+
+    async def handle_session(self, change: dict[str, Any]) -> None:
+        """One SessionChange (camlog.sessions)."""
+
+    async def handle_dlq(self, dead: dict[str, Any]) -> None:
+        """One DeadLetter (camlog.dlq)."""
+
+    async def expire_at(self, now_us: int, streams: Iterable[str] | None = None) -> None:
+        """Offline the streams idle by event time ``now_us``."""
+
+    def add_hit(self, event_id: str, record: dict[str, Any], partition: int) -> bool:
+        """One PlaybackEvent (camlog.playback) into the stats book."""
+
+    async def flush_stats(self) -> int:
+        """Write the closed playback windows."""
 
 
 class TickScheduler:

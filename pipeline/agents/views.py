@@ -23,7 +23,7 @@ from typing import Any
 from pipeline.agents.intake import Send, dead_letter, ours, record_of, stored, trace_links
 from pipeline.agents.lag import lag_clock
 from pipeline.agents.supervise import Fatal, stop_worker
-from pipeline.agents.ticks import drive_ticks
+from pipeline.agents.ticks import Viewing, drive_ticks
 from pipeline.config import Settings
 from pipeline.events import DecodeError
 from pipeline.store.views import ViewStore
@@ -340,20 +340,22 @@ class ViewAgent:
 
     view: str
     topic: str
-    #: ``ViewWorker.handle_*``: with ``batched`` it takes a batch's records, else one record
-    #: at a time in offset order (a session's changes apply in order).
-    handle: Callable[[ViewWorker, Any], Awaitable[None]]
+    #: The worker's ``handle_*`` for the topic, called on the instance (any ``ticks.Viewing``):
+    #: with ``batched`` it takes a batch's records, else one record at a time in offset order
+    #: (a session's changes apply in order).
+    handle: Callable[[Viewing, Any], Awaitable[None]]
     batched: bool
     batch: int
     within: float
 
 
-#: The acked view agents (playback hits, auto-acked into a Faust table, are wired apart).
+#: The acked view agents (playback hits, auto-acked into a Faust table, are wired apart): the
+#: one topic → handler table, which the replay's driver routes by too (``agents.driver``).
 AGENTS = (
-    ViewAgent("segments", topics.SEGMENTS, ViewWorker.handle_segments, True, 1000, 0.005),
-    ViewAgent("sessions", topics.SESSIONS, ViewWorker.handle_session, False, 100, 0.005),
-    ViewAgent("dlq", topics.DLQ, ViewWorker.handle_dlq, False, 100, 0.005),
-    ViewAgent("frames", topics.FRAMES, ViewWorker.handle_chunks, True, 1000, 0.05),
+    ViewAgent("segments", topics.SEGMENTS, lambda w, r: w.handle_segments(r), True, 1000, 0.005),
+    ViewAgent("sessions", topics.SESSIONS, lambda w, r: w.handle_session(r), False, 100, 0.005),
+    ViewAgent("dlq", topics.DLQ, lambda w, r: w.handle_dlq(r), False, 100, 0.005),
+    ViewAgent("frames", topics.FRAMES, lambda w, r: w.handle_chunks(r), True, 1000, 0.05),
 )
 
 
@@ -361,7 +363,7 @@ class _Intake:
     """Turns a view agent's Kafka events into records for the worker, and its batches into
     acks: prefix filter, decode or dead-letter, one span per event or batch, metrics."""
 
-    def __init__(self, worker: ViewWorker, prefix: bytes, send_dlq: Send,
+    def __init__(self, worker: Viewing, prefix: bytes, send_dlq: Send,
                  now: Callable[[], float]) -> None:
         self.worker, self.prefix, self.send_dlq, self.now = worker, prefix, send_dlq, now
 
