@@ -2,7 +2,7 @@
 
     .venv/bin/python -m ops.bench            # ~20-30 min on 2 cores: 2-minute capacity trials
     .venv/bin/python -m ops.bench --quick    # ~8-10 min: 10 s/20 s trials, shorter runs
-    .venv/bin/python -m ops.bench --resolution 0.1 --max-trials 14   # a finer capacity search
+    .venv/bin/python -m ops.bench --ratio 1.25 --max-trials 9   # a coarser, shorter search
     .venv/bin/python -m ops.bench --skip ingest,segmenter,playback,rtsp,latency,llhls,capacity
                                              # only the 10x spike (base: half of latest.json)
 
@@ -49,8 +49,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     help="doubling-phase trial length (20; quick 10)")
     ap.add_argument("--start", default="640x360=16,1280x720=4",
                     help="first camera count of each search")
-    ap.add_argument("--resolution", type=float, help="stop bisecting at hi-lo <= r*lo (0.5; use 0.1 for precision)")
-    ap.add_argument("--max-trials", type=int, help="per size (9; quick 8)")
+    ap.add_argument("--ratio", type=float, default=1.10,
+                    help="stop bisecting when first failing count / capacity <= this (1.10)")
+    ap.add_argument("--max-trials", type=int,
+                    help="per size (default: enough to converge, ops.bench.search.trial_bound)")
     ap.add_argument("--max-cameras", type=int, default=4096)
     ap.add_argument("--max-lag-s", type=float, default=15.0,
                     help="worker lag (seconds behind) that counts as unbounded")
@@ -79,7 +81,6 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     a = ap.parse_args(argv)
     q = a.quick
     for name, full, quick in (("trial_seconds", 120.0, 20.0), ("bracket_seconds", 20.0, 10.0),
-                              ("resolution", 0.5, 0.5), ("max_trials", 9, 8),
                               ("latency_seconds", 90.0, 30.0), ("baseline_seconds", 10.0, 5.0),
                               ("ingest_cameras", 50, 20), ("ingest_seconds", 20.0, 10.0),
                               ("segmenter_cameras", 50, 20), ("segmenter_seconds", 20, 10),
@@ -177,6 +178,7 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
                 f"{a.bracket_seconds:.0f}s trials, then {a.trial_seconds:.0f}s trials")
             trials: list[dict] = []
             entry = out["capacity"][size] = {"capacity": 0, "upper": None, "complete": False,
+                                             "converged": False, "ratio": a.ratio,
                                              "full_s": a.trial_seconds,
                                              "short_s": a.bracket_seconds, "trials": trials}
 
@@ -188,8 +190,9 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
                 return trials[-1]["passed"]
 
             res = capacity_search(trial, a.start.get(size, 8), a.bracket_seconds, a.trial_seconds,
-                                  a.resolution, a.max_cameras, a.max_trials)
-            entry.update(capacity=res.capacity, upper=res.upper, complete=True)
+                                  a.ratio, a.max_cameras, a.max_trials)
+            entry.update(capacity=res.capacity, upper=res.upper, complete=True,
+                         converged=res.converged)
             say(f"   capacity {size}: {res.capacity} cameras (first failure at {res.upper})")
         if "spike" not in a.skip:
             out["spike"] = _spike(a, system, out.get("capacity", {}).get("640x360", {}))

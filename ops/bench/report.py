@@ -59,6 +59,8 @@ def figures(res: dict, target_s: float) -> list[dict]:
         n = b["cameras"] if b else 0  # the largest full-length pass, even if the search broke
         more = "" if c.get("upper") else " (none within the trial budget)"
         more += "" if c.get("complete", True) else "; SEARCH INCOMPLETE"
+        if c.get("complete", True) and c.get("converged") is False:
+            more += f"; not within {c.get('ratio', 1.1):g}x (trial budget spent)"
         rows.append(_row(f"capacity {size}", n, None if raw_cams is None else round(raw_cams),
                          "cameras", f">= {goal}" if goal else "-", _div(n, raw_cams),
                          None if goal is None else n >= goal,
