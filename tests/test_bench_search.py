@@ -87,3 +87,27 @@ def test_a_short_pass_alone_proves_nothing():
     assert [(t["cameras"], t["seconds"]) for t in res.trials] == [
         (8, 10), (16, 10), (32, 10), (32, 120), (16, 120)]
     assert res.capacity == 0 and res.upper == 16
+
+
+def test_cassandra_options_variants_and_summary():
+    from ops.bench.cassandra_options import order, summarize, variant_specs
+    from pipeline.topology.spec import load_tables
+
+    declared = {t.name: t for t in variant_specs("declared")}
+    assert declared == {t.name: t for t in load_tables()}
+    bare = variant_specs("defaults")
+    assert all(t.options == {} for t in bare)
+    assert [t.columns for t in bare] == [t.columns for t in load_tables()]
+    assert order(2) == ["defaults", "declared", "declared", "defaults"]
+
+    def run(v, pct, passed=True):
+        return {"variant": v, "passed": passed, "cassandra_pct_per_camera": pct}
+
+    s = summarize([run("defaults", 0.4), run("declared", 0.3), run("declared", 0.1),
+                   run("defaults", 0.2), run("defaults", 9.0, passed=False)])
+    assert s["cassandra_pct_per_camera"] == {"defaults": 0.3, "declared": 0.2}
+    assert s["ratio_declared_to_defaults"] == 0.667
+    assert summarize([run("declared", 0.3)])["ratio_declared_to_defaults"] is None
+    res = {"cassandra_options": {**s, "cameras": 64, "seconds": 120.0, "rounds": 2}}
+    row = next(r for r in figures(res, 2.0) if r["figure"].startswith("(info) Cassandra"))
+    assert (row["value"], row["baseline"], row["ratio"]) == (0.2, 0.3, 0.667)

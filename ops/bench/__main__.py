@@ -42,7 +42,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short trials (a smoke run, ~6-10 min)")
     ap.add_argument("--skip", default="",
-                    help="comma list of ingest,segmenter,playback,rtsp,worker_split,system,"
+                    help="comma list of ingest,segmenter,playback,rtsp,worker_split,"
+                         "cassandra_options,system,"
                          "latency,llhls,capacity,flames,spike")
     ap.add_argument("--results", type=Path, default=RESULTS,
                     help="directory for result files, plots and flame graphs (ops/bench/results)")
@@ -91,6 +92,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--split-cameras", type=int, help="worker shape comparison (100; quick 16)")
     ap.add_argument("--split-seconds", type=float, help="each shape's run (40; quick 15)")
     ap.add_argument("--split-rounds", type=int, help="alternations of the shapes (2; quick 1)")
+    ap.add_argument("--cass-cameras", type=int,
+                    help="Cassandra options A/B: cameras 640x360 (64; quick 8)")
+    ap.add_argument("--cass-seconds", type=float, help="each variant's trial (120; quick 20)")
+    ap.add_argument("--cass-rounds", type=int, help="rounds of both variants (2; quick 1)")
     a = ap.parse_args(argv)
     q = a.quick
     for name, full, quick in (("trial_seconds", 120.0, 20.0), ("bracket_seconds", 20.0, 10.0),
@@ -102,7 +107,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                               ("ll_seconds", 60.0, 20.0), ("player_seconds", 45.0, 30.0),
                               ("events_seconds", 20.0, 10.0), ("spike_calm_seconds", 30.0, 10.0),
                               ("flame_seconds", 75.0, 30.0), ("split_cameras", 100, 16),
-                              ("split_seconds", 40.0, 15.0), ("split_rounds", 2, 1)):
+                              ("split_seconds", 40.0, 15.0), ("split_rounds", 2, 1),
+                              ("cass_cameras", 64, 8), ("cass_seconds", 120.0, 20.0),
+                              ("cass_rounds", 2, 1)):
         if getattr(a, name) is None:
             setattr(a, name, quick if q else full)
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
@@ -154,6 +161,12 @@ def _sub_benches(a: argparse.Namespace, tmp: Path) -> dict:
             "ops.bench.worker_split", "--cameras", str(a.split_cameras), "--seconds",
             str(a.split_seconds), "--rounds", str(a.split_rounds), "--json", str(j)],
             a.split_rounds * 2 * (a.split_seconds + 240), j)
+    if "cassandra_options" not in a.skip:
+        j = a.results / "cassandra_options.json"
+        out["cassandra_options"] = _sub("cassandra_options", [
+            "ops.bench.cassandra_options", "--cameras", str(a.cass_cameras), "--seconds",
+            str(a.cass_seconds), "--rounds", str(a.cass_rounds), "--json", str(j)],
+            a.cass_rounds * 2 * (a.cass_seconds + 300), j)
     return out
 
 

@@ -109,6 +109,13 @@ def figures(res: dict, target_s: float) -> list[dict]:
         rows.append(_row("(info) segmenter CPU ÷ ffmpeg remux", seg["segmenter"]["cpu_s_per_media_s"],
                          seg["ffmpeg"]["cpu_s_per_media_s"], "CPU s/media s", "-",
                          seg["cpu_ratio_vs_ffmpeg"], None, "segmenter benchmark (lower is better)"))
+    cass = res.get("cassandra_options", {})
+    if "ratio_declared_to_defaults" in cass:
+        per = cass["cassandra_pct_per_camera"]
+        rows.append(_row("(info) Cassandra CPU per camera, declared options", per["declared"],
+                         per["defaults"], "% core", "-", cass["ratio_declared_to_defaults"], None,
+                         f"TWCS + uncompressed media ÷ STCS + LZ4, {cass['cameras']} cameras "
+                         f"640x360, {cass['seconds']:.0f}s x {cass['rounds']} round(s)"))
     return rows
 
 
