@@ -1,7 +1,7 @@
 """``make bench``: ingest, segmenter and playback benchmarks plus a whole-system run, one result.
 
-    .venv/bin/python -m ops.bench            # ~20-30 min on 2 cores: 2-minute capacity trials
-    .venv/bin/python -m ops.bench --quick    # ~8-10 min: 10 s/20 s trials, shorter runs
+    .venv/bin/python -m ops.bench            # ~40 min on 2 cores: 2-minute capacity trials
+    .venv/bin/python -m ops.bench --quick    # ~12 min: 10 s/20 s trials, shorter runs
     .venv/bin/python -m ops.bench --ratio 1.25 --max-trials 9   # a coarser, shorter search
     .venv/bin/python -m ops.bench --skip ingest,segmenter,playback,rtsp,latency,llhls,capacity
                                              # only the 10x spike (base: half of latest.json)
@@ -9,8 +9,9 @@
 Writes ``ops/bench/results/bench-<UTC stamp>.json`` (+ ``latest.json``) and the PNG plots of
 README's Performance section beside it (``ops.bench.plots``; a run with ``--latest NAME`` draws
 ``NAME-*.png`` instead, so a partial run never replaces them), py-spy flame graphs of bridge and
-worker at the measured capacity (``flame-*.svg``, ``flames.json``) and the worker shape
-comparison (``worker_split.json``), then prints the headline figures, each as a ratio to a
+worker at the measured capacity (``flame-*.svg``, ``flames.json``), the worker shape
+comparison (``worker_split.json``) and Cassandra's CPU per camera with the declared table options
+against its defaults (``cassandra_options.json``), then prints the headline figures, each as a ratio to a
 baseline measured in the same run.
 """
 
