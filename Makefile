@@ -15,7 +15,7 @@ APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-1
 APT_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 HLSJS := pipeline/playback/static/vendor/hls.min.js
 
-.PHONY: install apt python web maven demo test test-fast test-chaos bench soak down clean
+.PHONY: install apt python web maven demo test test-fast test-chaos bench plots soak down clean
 
 install: apt python web maven
 
@@ -63,9 +63,15 @@ test-chaos: install
 test-fast: python
 	$(VENV)/bin/pytest -m "not services"
 
+# every benchmark (flame graphs and worker shapes included; --skip KEY,... to leave some out),
+# then README's plots from the result: ops/bench/results/{throughput,latency,latency_hist,capacity,cpu}.png
 bench: install
 	$(CAMLOG) dev up
 	$(PY) -m ops.bench $(BENCH_ARGS)
+
+# redraw those plots from the committed result alone (no measurement)
+plots: python
+	$(PY) -m ops.bench.plots ops/bench/results/latest.json
 
 # 30 minutes at half the measured capacity, RSS/lag/ack latency to ops/bench/results/soak.*; not in CI
 soak: install

@@ -102,7 +102,7 @@ def test_constants_match_the_declared_topology():
     opts = tables["segment_data"]["options"]
     assert opts["compaction"]["class"] == "TimeWindowCompactionStrategy"
     assert opts["compaction"]["compaction_window_unit"] == "HOURS"
-    assert int(opts["compaction"]["compaction_window_size"]) == cap.TWCS_WINDOW_H
+    assert opts["compaction"]["compaction_window_size"] == "retention/28"  # twcs_window_hours
     assert opts["gc_grace_seconds"] == cap.GC_GRACE_H * 3600
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.topology.spec import (
     TableSpec,
@@ -14,7 +16,9 @@ from pipeline.topology.spec import (
     effective_topic,
     load_tables,
     load_topics,
+    resolve_options,
     table_cql,
+    twcs_window_hours,
 )
 
 TOPIC = TopicSpec("x", 6, 3, {"retention.ms": "1000", "min.insync.replicas": "2"})
@@ -114,3 +118,94 @@ def test_map_options_render_and_match_as_cassandra_reports_them():
     assert option_matches({"enabled": "false"}, {"enabled": "false"})
     assert not option_matches({"enabled": "false"}, {"class": "LZ4Compressor"})
     assert option_matches(604800, 604800) and not option_matches(604800, None)
+
+
+@given(days=st.integers(1, 3650))
+def test_twcs_windows_follow_the_retention(days):
+    hours = twcs_window_hours(days)
+    assert hours >= 1 and 20 <= days * 24 / hours <= 40
+    media = {t.name: resolve_options(t, days) for t in load_tables()}
+    for name in ("segments", "segment_data"):
+        opts = media[name].options
+        assert opts["default_time_to_live"] == days * 86_400
+        assert opts["compaction"]["compaction_window_size"] == str(hours)
+
+
+def test_media_bytes_are_not_compressed_and_metadata_is():
+    tables = {t.name: resolve_options(t, 7) for t in load_tables()}
+    assert tables["segment_data"].options["compaction"]["compaction_window_size"] == "6"
+    for name, t in tables.items():
+        want = {"enabled": "false"} if name in ("segment_data", "init_segments") else \
+            {"class": "LZ4Compressor"}
+        assert t.options["compression"] == want, name
+        assert "retention" not in table_cql("ks", t)
+
+
+def test_option_drift_plans_an_alter_and_names_classes_briefly():
+    spec = resolve_options(next(t for t in load_tables() if t.name == "segment_data"), 7)
+    defaults = {"default_time_to_live": 0, "gc_grace_seconds": 864000,
+                "compaction": {"class": "org.apache.cassandra.db.compaction."
+                               "SizeTieredCompactionStrategy", "max_threshold": "32"},
+                "compression": {"chunk_length_in_kb": "16",
+                                "class": "org.apache.cassandra.io.compress.LZ4Compressor"}}
+    plan = diff_table("ks", spec, {c: t.replace(" static", "") for c, t in spec.columns.items()},
+                      defaults)
+    by_key = {cql.split(" WITH ")[1].split(" = ")[0]: (c, cql) for c, cql in plan}
+    assert set(by_key) == {"default_time_to_live", "gc_grace_seconds", "compaction", "compression"}
+    change, cql = by_key["compaction"]
+    assert "was {class: SizeTieredCompactionStrategy" in change.description
+    assert cql == ("ALTER TABLE ks.segment_data WITH compaction = {'class': "
+                   "'TimeWindowCompactionStrategy', 'compaction_window_size': '6', "
+                   "'compaction_window_unit': 'HOURS'}")
+    assert by_key["compression"][1] == ("ALTER TABLE ks.segment_data WITH compression = "
+                                        "{'enabled': 'false'}")
+
+
+@pytest.mark.services
+def test_apply_brings_an_existing_keyspace_to_the_declared_options(services, capsys):
+    """A keyspace made with Cassandra's defaults (STCS, LZ4, no TTL), as before the options were
+    declared: diff shows the drift, apply ALTERs it, the options read back from system_schema,
+    and a second apply changes nothing."""
+    from pipeline.cli import main
+    from pipeline.store.cluster import connect
+    from pipeline.topology.cassandra import apply_cassandra, plan_cassandra
+
+    ks = f"topo_{uuid.uuid4().hex[:8]}"
+    bare = [TableSpec(t.name, t.columns, t.partition_key, t.clustering, {}, t.doc)
+            for t in load_tables()]
+    session = connect(services)
+    try:
+        apply_cassandra(session, plan_cassandra(session, services, ks, bare))
+        assert main(["topology", "diff", "--cassandra-only", "--into", ks]) == 1
+        out = capsys.readouterr().out
+        assert (f"drift table {ks}.segment_data: compaction = {{class: TimeWindowCompaction"
+                f"Strategy, compaction_window_size: 6, compaction_window_unit: HOURS}} (was "
+                f"{{class: SizeTieredCompactionStrategy") in out
+        assert f"drift table {ks}.init_segments: compression = {{enabled: false}}" in out
+        assert f"table {ks}.device_state" not in out  # LZ4 is Cassandra's default already
+
+        assert main(["topology", "apply", "--cassandra-only", "--into", ks]) == 0
+        assert "change(s)" in capsys.readouterr().out
+        rows = {r.table_name: r for r in session.execute(
+            "SELECT table_name, compaction, compression, default_time_to_live, gc_grace_seconds "
+            "FROM system_schema.tables WHERE keyspace_name = %s", (ks,))}
+        for name in ("segments", "segment_data"):
+            r = rows[name]
+            assert r.compaction["class"].endswith(".TimeWindowCompactionStrategy"), name
+            assert (r.compaction["compaction_window_unit"], r.compaction["compaction_window_size"]) \
+                == ("HOURS", str(twcs_window_hours(services.retention_days)))
+            assert r.default_time_to_live == services.retention_days * 86_400
+            assert r.gc_grace_seconds == 10800
+        for name in ("segment_data", "init_segments"):
+            assert rows[name].compression == {"enabled": "false"}, name
+        for name in ("segments", "live_manifest", "device_state", "playback_minute"):
+            assert rows[name].compression["class"].endswith(".LZ4Compressor"), name
+        assert rows["device_state"].compaction["class"].endswith(".SizeTieredCompactionStrategy")
+
+        assert main(["topology", "apply", "--cassandra-only", "--into", ks]) == 0
+        assert "no changes" in capsys.readouterr().out
+        assert plan_cassandra(session, services, ks) == []
+        assert main(["topology", "diff", "--cassandra-only", "--into", ks]) == 0
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
+        session.cluster.shutdown()

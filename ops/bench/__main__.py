@@ -1,13 +1,18 @@
 """``make bench``: ingest, segmenter and playback benchmarks plus a whole-system run, one result.
 
-    .venv/bin/python -m ops.bench            # ~20-30 min on 2 cores: 2-minute capacity trials
-    .venv/bin/python -m ops.bench --quick    # ~8-10 min: 10 s/20 s trials, shorter runs
-    .venv/bin/python -m ops.bench --resolution 0.1 --max-trials 14   # a finer capacity search
+    .venv/bin/python -m ops.bench            # ~40 min on 2 cores: 2-minute capacity trials
+    .venv/bin/python -m ops.bench --quick    # ~12 min: 10 s/20 s trials, shorter runs
+    .venv/bin/python -m ops.bench --ratio 1.25 --max-trials 9   # a coarser, shorter search
     .venv/bin/python -m ops.bench --skip ingest,segmenter,playback,rtsp,latency,llhls,capacity
                                              # only the 10x spike (base: half of latest.json)
 
-Writes ``ops/bench/results/bench-<UTC stamp>.json`` (+ ``latest.json``) and PNG plots beside it,
-then prints the headline figures, each as a ratio to a baseline measured in the same run.
+Writes ``ops/bench/results/bench-<UTC stamp>.json`` (+ ``latest.json``) and the PNG plots of
+README's Performance section beside it (``ops.bench.plots``; a run with ``--latest NAME`` draws
+``NAME-*.png`` instead, so a partial run never replaces them), py-spy flame graphs of bridge and
+worker at the measured capacity (``flame-*.svg``, ``flames.json``), the worker shape
+comparison (``worker_split.json``) and Cassandra's CPU per camera with the declared table options
+against its defaults (``cassandra_options.json``), then prints the headline figures, each as a ratio to a
+baseline measured in the same run.
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short trials (a smoke run, ~6-10 min)")
     ap.add_argument("--skip", default="",
-                    help="comma list of ingest,segmenter,playback,rtsp,system,latency,llhls,"
-                         "capacity,spike")
+                    help="comma list of ingest,segmenter,playback,rtsp,worker_split,"
+                         "cassandra_options,system,"
+                         "latency,llhls,capacity,flames,spike")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help="directory for result files, plots and flame graphs (ops/bench/results)")
     ap.add_argument("--sizes", default="640x360,1280x720", help="capacity search sizes")
     ap.add_argument("--bitrates", default="640x360=500k,1280x720=2M",
                     help="camera bitrate per size")
@@ -49,8 +57,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     help="doubling-phase trial length (20; quick 10)")
     ap.add_argument("--start", default="640x360=16,1280x720=4",
                     help="first camera count of each search")
-    ap.add_argument("--resolution", type=float, help="stop bisecting at hi-lo <= r*lo (0.5; use 0.1 for precision)")
-    ap.add_argument("--max-trials", type=int, help="per size (9; quick 8)")
+    ap.add_argument("--ratio", type=float, default=1.10,
+                    help="stop bisecting when first failing count / capacity <= this (1.10)")
+    ap.add_argument("--max-trials", type=int,
+                    help="per size (default: enough to converge, ops.bench.search.trial_bound)")
     ap.add_argument("--max-cameras", type=int, default=4096)
     ap.add_argument("--max-lag-s", type=float, default=15.0,
                     help="worker lag (seconds behind) that counts as unbounded")
@@ -76,17 +86,31 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                          "this run's, else ops/bench/results/latest.json)")
     ap.add_argument("--spike-seconds", type=float, default=60.0, help="10x spike length")
     ap.add_argument("--spike-calm-seconds", type=float, help="base-only run before (30; quick 10)")
+    ap.add_argument("--flame-cameras", type=int,
+                    help="py-spy run: cameras 640x360 (default the measured capacity: this "
+                         "run's, else latest.json's, else 100)")
+    ap.add_argument("--flame-seconds", type=float, help="py-spy run length (75; quick 30)")
+    ap.add_argument("--split-cameras", type=int, help="worker shape comparison (100; quick 16)")
+    ap.add_argument("--split-seconds", type=float, help="each shape's run (40; quick 15)")
+    ap.add_argument("--split-rounds", type=int, help="alternations of the shapes (2; quick 1)")
+    ap.add_argument("--cass-cameras", type=int,
+                    help="Cassandra options A/B: cameras 640x360 (64; quick 8)")
+    ap.add_argument("--cass-seconds", type=float, help="each variant's trial (120; quick 20)")
+    ap.add_argument("--cass-rounds", type=int, help="rounds of both variants (2; quick 1)")
     a = ap.parse_args(argv)
     q = a.quick
     for name, full, quick in (("trial_seconds", 120.0, 20.0), ("bracket_seconds", 20.0, 10.0),
-                              ("resolution", 0.5, 0.5), ("max_trials", 9, 8),
                               ("latency_seconds", 90.0, 30.0), ("baseline_seconds", 10.0, 5.0),
                               ("ingest_cameras", 50, 20), ("ingest_seconds", 20.0, 10.0),
                               ("segmenter_cameras", 50, 20), ("segmenter_seconds", 20, 10),
                               ("playback_seconds", 10, 3), ("playback_repeat", 3, 1),
                               ("rtsp_cameras", 32, 4), ("rtsp_seconds", 30.0, 5.0),
                               ("ll_seconds", 60.0, 20.0), ("player_seconds", 45.0, 30.0),
-                              ("events_seconds", 20.0, 10.0), ("spike_calm_seconds", 30.0, 10.0)):
+                              ("events_seconds", 20.0, 10.0), ("spike_calm_seconds", 30.0, 10.0),
+                              ("flame_seconds", 75.0, 30.0), ("split_cameras", 100, 16),
+                              ("split_seconds", 40.0, 15.0), ("split_rounds", 2, 1),
+                              ("cass_cameras", 64, 8), ("cass_seconds", 120.0, 20.0),
+                              ("cass_rounds", 2, 1)):
         if getattr(a, name) is None:
             setattr(a, name, quick if q else full)
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
@@ -132,6 +156,18 @@ def _sub_benches(a: argparse.Namespace, tmp: Path) -> dict:
     if "rtsp" not in a.skip:
         out["rtsp"] = _sub("rtsp", ["ops.bench.rtsp.run", "--cameras", str(a.rtsp_cameras),
                                     "--seconds", str(a.rtsp_seconds)], 600, RESULTS / "rtsp.json")
+    if "worker_split" not in a.skip:
+        j = a.results / "worker_split.json"
+        out["worker_split"] = _sub("worker_split", [
+            "ops.bench.worker_split", "--cameras", str(a.split_cameras), "--seconds",
+            str(a.split_seconds), "--rounds", str(a.split_rounds), "--json", str(j)],
+            a.split_rounds * 2 * (a.split_seconds + 240), j)
+    if "cassandra_options" not in a.skip:
+        j = a.results / "cassandra_options.json"
+        out["cassandra_options"] = _sub("cassandra_options", [
+            "ops.bench.cassandra_options", "--cameras", str(a.cass_cameras), "--seconds",
+            str(a.cass_seconds), "--rounds", str(a.cass_rounds), "--json", str(j)],
+            a.cass_rounds * 2 * (a.cass_seconds + 300), j)
     return out
 
 
@@ -177,6 +213,7 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
                 f"{a.bracket_seconds:.0f}s trials, then {a.trial_seconds:.0f}s trials")
             trials: list[dict] = []
             entry = out["capacity"][size] = {"capacity": 0, "upper": None, "complete": False,
+                                             "converged": False, "ratio": a.ratio,
                                              "full_s": a.trial_seconds,
                                              "short_s": a.bracket_seconds, "trials": trials}
 
@@ -188,13 +225,37 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
                 return trials[-1]["passed"]
 
             res = capacity_search(trial, a.start.get(size, 8), a.bracket_seconds, a.trial_seconds,
-                                  a.resolution, a.max_cameras, a.max_trials)
-            entry.update(capacity=res.capacity, upper=res.upper, complete=True)
+                                  a.ratio, a.max_cameras, a.max_trials)
+            entry.update(capacity=res.capacity, upper=res.upper, complete=True,
+                         converged=res.converged)
             say(f"   capacity {size}: {res.capacity} cameras (first failure at {res.upper})")
+        if "flames" not in a.skip:
+            out["flames"] = _flames(a, system, out.get("capacity", {}).get("640x360", {}))
         if "spike" not in a.skip:
             out["spike"] = _spike(a, system, out.get("capacity", {}).get("640x360", {}))
     finally:
         system.stop()
+
+
+def _flames(a: argparse.Namespace, system, cap: dict) -> dict:
+    """py-spy flame graphs of bridge and worker at the capacity; SVGs + flames.json in results."""
+    from ops.bench.flames import flame_run
+    from ops.bench.soak import default_cameras
+    from ops.bench.system import TrialSpec
+
+    n = a.flame_cameras or cap.get("capacity") or 2 * default_cameras(fallback=50)
+    spec = TrialSpec(n, "640x360", a.flame_seconds, a.fps,
+                     bitrate=a.bitrates.get("640x360", "500k"), variants=1 if n > 16 else None)
+    say(f"== py-spy flame graphs: {n} cameras 640x360 for {a.flame_seconds:.0f}s")
+    a.results.mkdir(parents=True, exist_ok=True)
+    load0 = os.getloadavg()
+    out = flame_run(system, spec, a.results, say, settle_s=min(15.0, a.flame_seconds / 3))
+    out.update(date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               load_avg_before=[round(x, 2) for x in load0],
+               load_avg_after=[round(x, 2) for x in os.getloadavg()],
+               svgs=[f"flame-{k}.svg" for k in out["top_frames"]])
+    (a.results / "flames.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
 
 
 def _spike(a: argparse.Namespace, system, cap: dict) -> dict:
@@ -208,7 +269,7 @@ def _spike(a: argparse.Namespace, system, cap: dict) -> dict:
                      calm_s=a.spike_calm_seconds, spike_s=a.spike_seconds)
     say(f"== 10x spike: {base} -> {base * spec.factor} cameras 640x360 for {spec.spike_s:.0f}s")
     res = spike_run(system, spec, say)
-    files = write(res, RESULTS)
+    files = write(res, a.results)
     say(f"   first saturated: {res['first_saturated']}; recovery {res['recovery_s']} s "
         f"({', '.join(files)})")
     return {k: v for k, v in res.items() if k != "samples"}
@@ -246,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run everything, write the result file and plots, print the summary table."""
     a = _args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM too stops every child and writes
-    from ops.bench import report
+    from ops.bench import plots, report
     from ops.bench.machine import describe
     from pipeline.config import load_settings
 
@@ -272,13 +333,15 @@ def main(argv: list[str] | None = None) -> int:
     res["load_avg_after"] = os.getloadavg()
     res["wall_s"] = time.monotonic() - T0
     res["figures"] = report.figures(res, settings.segment_target_s)
+    # a run that skipped parts keeps the full run's latest.json (capacity planning reads it)
+    # and README's plots (a partial run draws NAME-*.png)
+    latest = a.latest or ("partial.json" if a.skip else "latest.json")
     try:
-        res["plots"] = report.plots(res, RESULTS, settings.segment_target_s)
+        res["plots"] = plots.render(res, a.results,
+                                    "" if latest == "latest.json" else Path(latest).stem + "-")
     except Exception as exc:
         res["plots_error"] = f"{type(exc).__name__}: {exc}"
-    # a run that skipped parts keeps the full run's latest.json (capacity planning reads it)
-    path = report.write(res, RESULTS, stamp, a.latest or ("partial.json" if a.skip else
-                                                           "latest.json"))
+    path = report.write(res, a.results, stamp, latest)
     print()
     print(report.table(res["figures"]))
     for row in res["figures"]:
@@ -293,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         errors["system"] = res["system_error"]
     for k, v in errors.items():
         print(f"! {k}: {v}")
-    print(f"\nresults: {path.relative_to(ROOT)} (+ latest.json); plots: "
-          f"{', '.join(res.get('plots', [])) or 'none'} in {RESULTS.relative_to(ROOT)}; "
+    print(f"\nresults: {path} (+ {latest}); plots: "
+          f"{', '.join(res.get('plots', [])) or 'none'} in {a.results}; "
           f"took {res['wall_s'] / 60:.1f} min; load average now {res['load_avg_after'][0]:.1f}")
     return 1 if errors else 0
 

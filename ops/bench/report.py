@@ -1,4 +1,5 @@
-"""The benchmark's result: headline figures as ratios to same-run baselines, plots, table, JSON."""
+"""The benchmark's result: headline figures as ratios to same-run baselines, table, JSON
+(the plots: ``ops.bench.plots``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["figures", "plots", "table", "write"]
+__all__ = ["figures", "table", "write"]
 
 
 def _row(name: str, value: Any, baseline: Any, unit: str, target: str, ratio: float | None,
@@ -59,6 +60,8 @@ def figures(res: dict, target_s: float) -> list[dict]:
         n = b["cameras"] if b else 0  # the largest full-length pass, even if the search broke
         more = "" if c.get("upper") else " (none within the trial budget)"
         more += "" if c.get("complete", True) else "; SEARCH INCOMPLETE"
+        if c.get("complete", True) and c.get("converged") is False:
+            more += f"; not within {c.get('ratio', 1.1):g}x (trial budget spent)"
         rows.append(_row(f"capacity {size}", n, None if raw_cams is None else round(raw_cams),
                          "cameras", f">= {goal}" if goal else "-", _div(n, raw_cams),
                          None if goal is None else n >= goal,
@@ -106,6 +109,13 @@ def figures(res: dict, target_s: float) -> list[dict]:
         rows.append(_row("(info) segmenter CPU ÷ ffmpeg remux", seg["segmenter"]["cpu_s_per_media_s"],
                          seg["ffmpeg"]["cpu_s_per_media_s"], "CPU s/media s", "-",
                          seg["cpu_ratio_vs_ffmpeg"], None, "segmenter benchmark (lower is better)"))
+    cass = res.get("cassandra_options", {})
+    if "ratio_declared_to_defaults" in cass:
+        per = cass["cassandra_pct_per_camera"]
+        rows.append(_row("(info) Cassandra CPU per camera, declared options", per["declared"],
+                         per["defaults"], "% core", "-", cass["ratio_declared_to_defaults"], None,
+                         f"TWCS + uncompressed media ÷ STCS + LZ4, {cass['cameras']} cameras "
+                         f"640x360, {cass['seconds']:.0f}s x {cass['rounds']} round(s)"))
     return rows
 
 
@@ -129,104 +139,6 @@ def table(rows: list[dict]) -> str:
         return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))
 
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
-
-
-def plots(res: dict, out_dir: Path, target_s: float) -> list[str]:
-    """Throughput and latency over time, latency histogram, capacity trials (PNG, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    made = []
-    system = res.get("system", {})
-    lat = system.get("latency") or {}
-    cap = system.get("capacity") or {}
-
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 7))
-    stored = lat.get("stored") or []
-    if stored:
-        t0 = min(s["sealed"] for s in stored)
-        width = max(1.0, target_s)  # segments seal in waves, one per target duration
-        bins: dict[int, float] = {}
-        for s in stored:
-            k = int((s["sealed"] - t0) // width)
-            bins[k] = bins.get(k, 0.0) + s["bytes"] / 1e6 / width
-        xs = list(range(max(bins) + 1))
-        a1.plot([x * width for x in xs], [bins.get(x, 0.0) for x in xs], drawstyle="steps-post")
-    a1.set(title=f"whole system: MB/s stored, {target_s:g} s bins "
-                 f"({lat.get('cameras', '?')} cameras)", xlabel="s", ylabel="MB/s")
-    for size, c in cap.items():
-        for t in c["trials"]:
-            pts = [(s["t"], s["acked_per_s"]) for s in t.get("samples", [])
-                   if s["acked_per_s"] and s.get("fleet", True)]
-            if pts:
-                a2.plot(*zip(*pts), label=f"{size} n={t['cameras']} "
-                        f"{'pass' if t['passed'] else 'fail'}", alpha=0.8)
-    a2.set(title="capacity trials: acknowledged frames/s", xlabel="s", ylabel="frames/s")
-    if a2.lines:
-        a2.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    made.append(_save(fig, out_dir / "throughput.png"))
-
-    pts = lat.get("points") or []
-    fig, (b1, b2) = plt.subplots(2, 1, figsize=(10, 7))
-    if pts:
-        t0 = pts[0]["seen"]
-        b1.scatter([p["seen"] - t0 for p in pts], [p["glass_to_playable_s"] for p in pts], s=8,
-                   label="glass-to-playable")
-        b1.scatter([p["seen"] - t0 for p in pts], [p["seal_s"] for p in pts], s=8,
-                   label="ingest -> sealed")
-        b1.axhline(target_s * 1.1, color="r", ls="--", label="1.1 × target duration")
-        b1.legend(fontsize=8)
-    b1.set(title="glass-to-playable per segment over time", xlabel="s", ylabel="s")
-    for size, c in cap.items():
-        for t in c["trials"]:
-            p = [(s["t"], s["lag_s"]) for s in t.get("samples", [])
-                 if s["lag_s"] is not None and s.get("fleet", True)]
-            if p:
-                b2.plot(*zip(*p), label=f"{size} n={t['cameras']}", alpha=0.8)
-    b2.set(title="capacity trials: worker lag (age of the oldest uncommitted frame chunk)",
-           xlabel="s", ylabel="s")
-    if b2.lines:
-        b2.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    made.append(_save(fig, out_dir / "latency.png"))
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    g = [p["glass_to_playable_s"] for p in pts]
-    if g:
-        ax.hist(g, bins=min(50, max(5, len(g) // 4)))
-        for q, style in ((lat.get("glass_to_playable_p50_s"), ":"),
-                         (lat.get("glass_to_playable_p99_s"), "--")):
-            if q is not None:
-                ax.axvline(q, color="k", ls=style)
-        ax.axvline(target_s * 1.1, color="r", ls="--")
-    ax.set(title="glass-to-playable histogram (dotted p50, dashed p99, red 1.1 × target)",
-           xlabel="s", ylabel="segments")
-    fig.tight_layout()
-    made.append(_save(fig, out_dir / "latency_hist.png"))
-
-    if cap:
-        fig, ax = plt.subplots(figsize=(8, 4))
-        for i, (size, c) in enumerate(cap.items()):
-            for t in c["trials"]:
-                ax.scatter(t["cameras"], i, marker="o" if t["passed"] else "x",
-                           color="g" if t["passed"] else "r", s=30 + t["seconds"] / 2)
-        ax.set_yticks(range(len(cap)), list(cap))
-        ax.set_xscale("log", base=2)
-        ax.set(title="capacity search (o pass, x fail; size ~ trial length)", xlabel="cameras")
-        fig.tight_layout()
-        made.append(_save(fig, out_dir / "capacity.png"))
-    return made
-
-
-def _save(fig: Any, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path.name
 
 
 def write(res: dict, out_dir: Path, stamp: str, latest: str = "latest.json") -> Path:

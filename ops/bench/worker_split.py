@@ -2,6 +2,8 @@
 
     .venv/bin/python -m ops.bench.worker_split --cameras 100 --seconds 40 --rounds 2
 
+(``make bench`` runs it too; ``--skip worker_split`` leaves it out.)
+
 Runs ``part_latency_run`` on fresh bench systems, alternating the two worker shapes (so drift on
 the box hits both), and writes ``ops/bench/results/worker_split.json`` with the load average of
 each run. In one Faust app all agents share one consumer: a view that falls behind fills its
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("--cameras", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=RESULTS / "worker_split.json")
     a = ap.parse_args()
     settings = load_settings()
     runs = []
@@ -55,8 +58,8 @@ def main() -> None:
             runs.append(out)
             print(f"  round {r} {out['worker']}: p50 {out['part_latency_p50_s']:.3f} s "
                   f"p99 {out['part_latency_p99_s']:.3f} s, load {out['load_avg_after']}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "worker_split.json").write_text(json.dumps(
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(
         {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cameras": a.cameras,
          "seconds": a.seconds, "runs": runs}, indent=1))
 

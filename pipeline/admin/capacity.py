@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from pipeline.config import Settings
 from pipeline.errors import CliError
+from pipeline.topology.spec import twcs_window_hours
 
 __all__ = ["Fleet", "Figures", "Line", "Plan", "Resolution", "figures_from", "parse_mix", "plan"]
 
@@ -29,10 +30,10 @@ KAFKA_PARTITIONS = 6
 FRAMES_RETENTION_DAYS = 7
 # Cassandra replicas per DC in production: README "Multi-region" (`dc1:3,dc2:3`).
 CASSANDRA_RF = 3
-# TWCS window and gc_grace of the media tables: topology/cassandra.toml (checked by a test).
-# Disk headroom for TWCS = the window being compacted + an expired window not yet dropped
-# (window + gc_grace), as a share of the retained data.
-TWCS_WINDOW_H = 6
+# gc_grace of the media tables: topology/cassandra.toml (checked by a test). Their TWCS window
+# follows the retention (twcs_window_hours: 6 h at 7 days). Disk headroom for TWCS = the window
+# being compacted + an expired window not yet dropped (window + gc_grace), as a share of the
+# retained data.
 GC_GRACE_H = 3
 # Not measured: usable data disk per Cassandra node. An operator's hardware choice; set yours.
 NODE_DISK_TB = 4.0
@@ -272,7 +273,8 @@ def plan(fig: Figures, fleet: Fleet) -> Plan:
     s = "Storage"
     day = add(s, "media_tb_day", cams * bps * DAY_S / 1e12, "TB/day", "ingest x 86,400 s, one copy")
     add(s, "cassandra_tb_day_per_dc", day * CASSANDRA_RF, "TB/day", "x CASSANDRA_RF")
-    twcs = 1 + (2 * TWCS_WINDOW_H + GC_GRACE_H) / (fleet.retention_days * 24)
+    window_h = twcs_window_hours(fleet.retention_days)
+    twcs = 1 + (2 * window_h + GC_GRACE_H) / (fleet.retention_days * 24)
     disk = add(s, "cassandra_disk_tb_per_dc", day * CASSANDRA_RF * fleet.retention_days * twcs,
                "TB", f"x retention x TWCS headroom {twcs:.3f} (2 windows + gc_grace)")
     add(s, "cassandra_disk_tb_all_dcs", disk * fleet.regions, "TB", "x regions")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from cassandra.cluster import Session
 
 from pipeline.config import Settings
-from pipeline.topology.spec import Change, TableSpec, diff_table, load_tables
+from pipeline.topology.spec import Change, TableSpec, diff_table, load_tables, resolve_options
 
 __all__ = ["apply_cassandra", "keyspace_cql", "plan_cassandra"]
 
@@ -51,7 +51,8 @@ def plan_cassandra(
     session: Session, settings: Settings, keyspace: str | None = None,
     specs: list[TableSpec] | None = None,
 ) -> list[tuple[Change, str | None]]:
-    """Changes (with their CQL) that bring the keyspace and tables to the declaration."""
+    """Changes (with their CQL) that bring the keyspace and tables to the declaration, with the
+    retention-derived options (TTL, TWCS window) resolved from ``settings.retention_days``."""
     ks = keyspace or settings.keyspace
     plan: list[tuple[Change, str | None]] = []
     have_rep = _have_replication(session, ks)
@@ -63,6 +64,7 @@ def plan_cassandra(
                      keyspace_cql(ks, settings.replication, "ALTER")))
     cols, opts = _have_tables(session, ks) if have_rep is not None else ({}, {})
     for spec in specs or load_tables():
+        spec = resolve_options(spec, settings.retention_days)
         have_opts = {k: v for k, v in opts.get(spec.name, {}).items() if k in _TRACKED_OPTIONS}
         plan += diff_table(ks, spec, cols.get(spec.name), have_opts)
     return plan

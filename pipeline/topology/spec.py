@@ -19,7 +19,9 @@ __all__ = [
     "effective_topic",
     "load_tables",
     "load_topics",
+    "resolve_options",
     "table_cql",
+    "twcs_window_hours",
 ]
 
 TOPOLOGY_DIR = ROOT / "topology"
@@ -89,6 +91,30 @@ def load_tables(path: Path | None = None) -> list[TableSpec]:
         )
         for name, t in data["tables"].items()
     ]
+
+
+def twcs_window_hours(retention_days: int, windows: int = 28) -> int:
+    """Whole hours per TimeWindowCompactionStrategy window that split the retention into about
+    ``windows`` windows (TWCS keeps one SSTable set per window and works best with 20-40)."""
+    return max(1, round(retention_days * 24 / windows))
+
+
+def _resolve(value: object, retention_days: int) -> object:
+    if isinstance(value, Mapping):
+        return {k: _resolve(v, retention_days) for k, v in value.items()}
+    if value == "retention":
+        return retention_days * 86_400
+    if isinstance(value, str) and value.startswith("retention/"):
+        return str(twcs_window_hours(retention_days, int(value.split("/", 1)[1])))
+    return value
+
+
+def resolve_options(spec: TableSpec, retention_days: int) -> TableSpec:
+    """The table with its retention placeholders made concrete: ``"retention"`` → the retention
+    in seconds (a TTL), ``"retention/N"`` → hours per window for N windows (a TWCS window size).
+    Declared once, the options follow ``CAMLOG_RETENTION_DAYS`` and the TTL the store writes."""
+    return TableSpec(spec.name, spec.columns, spec.partition_key, spec.clustering,
+                     {k: _resolve(v, retention_days) for k, v in spec.options.items()}, spec.doc)
 
 
 def effective_topic(spec: TopicSpec, brokers: int) -> TopicSpec:
@@ -162,6 +188,14 @@ def option_matches(want: object, have: object) -> bool:
     return str(have) == str(want)
 
 
+def _short(v: object) -> str:
+    """An option as a plan line shows it: a map's class by its short name."""
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{k}: {str(x).rsplit('.', 1)[-1] if k == 'class' else x}"
+                               for k, x in sorted(v.items())) + "}"
+    return str(v)
+
+
 def diff_table(
     keyspace: str, want: TableSpec, have_columns: Mapping[str, str] | None,
     have_options: Mapping[str, object],
@@ -180,6 +214,6 @@ def diff_table(
             out.append((Change(t, f"column {name} is {have_columns[name]}, declared {base}", False), None))
     for key, value in want.options.items():
         if not option_matches(value, have_options.get(key)):
-            out.append((Change(t, f"{key} = {value} (was {have_options.get(key)})"),
+            out.append((Change(t, f"{key} = {_short(value)} (was {_short(have_options.get(key))})"),
                         f"ALTER TABLE {keyspace}.{want.name} WITH {key} = {_cql_value(value)}"))
     return out
