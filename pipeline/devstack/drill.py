@@ -138,11 +138,12 @@ def kill_region(state_dir: Path, region: str) -> list[str]:
     return killed
 
 
-async def _until(check: Callable[[], bool], limit: float, what: str) -> float:
+async def _until(check: Callable[[], bool], limit: float, what: str | Callable[[], str]
+                 ) -> float:
     t0 = time.monotonic()
     while not check():
         if time.monotonic() - t0 > limit:
-            raise TimeoutError(what)
+            raise TimeoutError(what() if callable(what) else what)
         await asyncio.sleep(0.2)
     return time.monotonic() - t0
 
@@ -211,8 +212,9 @@ async def region_outage(per: Mapping[str, Settings], victim: str, state_dir: Pat
     counted = [0]
 
     def on_ack(seq: int, _payload: dict) -> None:
-        total = up.stats.acked_frames + getattr(up.stats, "resent_frames", 0)
-        frames[seq], counted[0] = total - counted[0], total
+        # a first ack adds the chunk's frames to acked_frames; a re-sent chunk's were counted
+        if up.stats.acked_frames > counted[0]:
+            frames[seq], counted[0] = up.stats.acked_frames - counted[0], up.stats.acked_frames
         acks[urls[up.bridges.current]][seq] = time.monotonic()
 
     stores = {n: SegmentStore(s) for n, s in per.items()}
@@ -236,7 +238,9 @@ async def region_outage(per: Mapping[str, Settings], victim: str, state_dir: Pat
         try:
             say(f"drill {sid}: camera homed in {victim}, viewer in {survivor}")
             await _until(lambda: len(acks[victim]) >= warm_s * 2 and len(viewer.changes) >= 2,
-                         120, f"the camera acked in {victim} and the viewer in {survivor} saw it")
+                         120, lambda: f"the camera acked in {victim} ({len(acks[victim])} acks, "
+                                      f"{up.stats.statuses or 'no errors'}) and the viewer in "
+                                      f"{survivor} saw it ({viewer.statuses})")
             t_view = time.monotonic()
             killed = kill_region(state_dir, victim)
             t_kill, t_kill_wall = time.monotonic(), time.time()
@@ -289,7 +293,7 @@ async def region_outage(per: Mapping[str, Settings], victim: str, state_dir: Pat
                 t.cancel()
         res.figures["acked_chunks"] = len(frames)
         res.figures["acked_frames"] = sum(frames.values())
-        res.figures["resent_frames"] = getattr(up.stats, "resent_frames", 0)
+        res.figures["resent_frames"] = up.stats.resent_frames
         if up.buffered or up.stats.dropped_frames or up.stats.rejected:
             res.problems.append(f"the camera did not get everything acked: {up.buffered} "
                                 f"buffered, {up.stats.dropped_frames} dropped, "

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.auth.keys import viewer_keys
+from pipeline.auth.keys import ensure_dev_key, viewer_keys
 from pipeline.auth.viewer import issue as viewer_token
+from pipeline.config import ensure_dev_secret
 from pipeline.devstack.drill import region_outage
 from pipeline.devstack.regiondemo import region_settings
 from pipeline.runner import METRICS_PORTS, SystemRunner, start_group_at_end
@@ -30,7 +31,9 @@ GROUP = "camlog-drill"
 
 async def test_region_outage_drill(two_regions, settings, tmp_path: Path):
     names = ["dc1", "dc2"]
-    per = region_settings(settings.replace(state_dir=two_regions.state_dir), names)
+    base = ensure_dev_secret(settings.replace(state_dir=two_regions.state_dir))
+    ensure_dev_key(base)  # the regions' state folder is a fresh one: its dev keys
+    per = region_settings(base, names)
     runners = {}
     try:
         for i, (name, rs) in enumerate(per.items()):
