@@ -67,6 +67,8 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    if args.dcs is not None:
+        return _verify_dcs(args, settings)
     from pipeline.replay.verify import verify
 
     diffs = verify(settings, args.against, args.stream)
@@ -77,6 +79,23 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return 1
     print(f"no differences between {settings.keyspace} (live) and {args.against}")
+    return 0
+
+
+def _verify_dcs(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.replay.verify import verify_dcs
+
+    dcs = [d.strip() for d in args.dcs.split(",")]
+    res = verify_dcs(settings, dcs, args.stream)
+    for d in res.differences:
+        print(d)
+    between = f"{dcs[0]} and {dcs[1]}"
+    if res.differences:
+        print(f"{len(res.differences)} differences in {settings.keyspace} between {between}",
+              file=sys.stderr)
+        return 1
+    read = ", ".join(f"{t} {n}" for t, n in sorted(res.rows.items()))
+    print(f"no differences between {between} ({settings.keyspace}; rows read: {read or 'none'})")
     return 0
 
 
@@ -118,9 +137,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_rebuild, topic=[], types=[])
 
     p = sub.add_parser("verify",
-                       help="compare a rebuilt keyspace with the live one (exit 1 if any differ)")
-    p.add_argument("--against", required=True, metavar="KEYSPACE", help="the rebuilt keyspace")
-    p.add_argument("--stream", action="append", default=[], help="stream id (default: all rebuilt)")
+                       help="compare the live keyspace with a rebuilt one, or DC with DC "
+                            "(exit 1 if any differ)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--against", metavar="KEYSPACE", help="the rebuilt keyspace")
+    what.add_argument("--dcs", metavar="DC1,DC2",
+                      help="two data centres: the live keyspace as each holds it (LOCAL_ONE)")
+    p.add_argument("--stream", action="append", default=[],
+                   help="stream id (repeatable; default: all rebuilt, or all in either DC)")
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("as-of", help="a stream's device state and live manifest at a moment")

@@ -31,8 +31,8 @@ from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessa
 
 from pipeline.config import Settings
 
-__all__ = ["LOCAL_ONE_PROFILE", "Store", "StoreUnavailable", "aexecute", "connect", "prepare",
-           "unavailable"]
+__all__ = ["LOCAL_ONE_PROFILE", "Store", "StoreUnavailable", "UnknownDatacenter", "aexecute",
+           "connect", "connect_dc", "prepare", "unavailable"]
 
 #: Execution profile name for reads that may be served by any one local replica (playback hot path).
 LOCAL_ONE_PROFILE = "local_one"
@@ -49,6 +49,15 @@ _TRANSIENT = (NoHostAvailable, OperationTimedOut, Unavailable, Timeout, Coordina
 
 class StoreUnavailable(Exception):
     """Cassandra did not answer in time (node down, too few replicas, timeout): retry later."""
+
+
+class UnknownDatacenter(LookupError):
+    """The cluster has no data centre of that name (``datacenters``: the ones it has)."""
+
+    def __init__(self, dc: str, datacenters: set[str]):
+        super().__init__(f"no data centre {dc!r} in the Cassandra cluster "
+                         f"(it has: {', '.join(sorted(datacenters)) or 'none seen'})")
+        self.dc, self.datacenters = dc, datacenters
 
 
 def unavailable(exc: BaseException) -> BaseException:
@@ -82,6 +91,39 @@ def connect(settings: Settings, keyspace: str | None = None, timeout: float = 10
     except Exception as exc:
         cluster.shutdown()
         raise unavailable(exc) from exc
+
+
+def connect_dc(settings: Settings, dc: str, keyspace: str | None = None,
+               timeout: float = 10.0) -> Session:
+    """A session that reads one data centre's replicas only: ``dc``'s hosts alone coordinate
+    (no remote hosts, ``used_hosts_per_remote_dc=0``) at LOCAL_ONE, so each read is what that DC
+    holds now, not a quorum across regions. For comparing DCs (``replay verify --dcs``); the
+    contact points can be any of the cluster's nodes, the policy picks the DC.
+    """
+    policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0))
+    profile = ExecutionProfile(load_balancing_policy=policy,
+                               consistency_level=ConsistencyLevel.LOCAL_ONE,
+                               request_timeout=timeout)
+    hosts = settings.cassandra_hosts
+    cluster = Cluster(
+        contact_points=[h for h, _ in hosts], port=hosts[0][1],
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5,
+        connect_timeout=timeout,
+        reconnection_policy=ExponentialReconnectionPolicy(RECONNECT_BASE_S, RECONNECT_MAX_S),
+    )
+    try:
+        session = cluster.connect(keyspace)
+    except Exception as exc:
+        seen = {h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter}
+        cluster.shutdown()
+        if seen and dc not in seen:
+            raise UnknownDatacenter(dc, seen) from exc
+        raise unavailable(exc) from exc
+    seen = {h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter}
+    if dc not in seen:
+        cluster.shutdown()
+        raise UnknownDatacenter(dc, seen)
+    return session
 
 
 async def aexecute(session: Session, statement: Any, params: Any = None, **kwargs: Any) -> Any:
