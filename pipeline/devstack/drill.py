@@ -327,7 +327,8 @@ async def region_outage(per: Mapping[str, Settings], victim: str, state_dir: Pat
 
         diffs: list = []
         for _ in range(30):  # hints from the outage may still be on their way
-            diffs = await asyncio.to_thread(verify_dcs, per[survivor], list(per), [sid])
+            diffs = (await asyncio.to_thread(verify_dcs, per[survivor], list(per),
+                                             [sid])).differences
             if not diffs:
                 break
             await asyncio.sleep(2.0)
