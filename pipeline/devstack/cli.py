@@ -54,7 +54,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.config import ensure_dev_secret
     from pipeline.devstack.stack import CassandraSpec, KafkaSpec, Stack, up
 
+    from pipeline.auth.keys import ensure_dev_key
+
     ensure_dev_secret(settings)  # device tokens' dev key (without CAMLOG_SECRET), once
+    if made := ensure_dev_key(settings):  # the dev viewer-token key, like the dev secret
+        print(f"made the development viewer key {made}")
     if args.regions:
         return _up_regions(args, settings)
     if args.no_kafka and args.no_cassandra:
@@ -72,10 +76,6 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     def apply(k: KafkaSpec | None, c: CassandraSpec | None) -> None:
         _apply_topology(settings, k, c)
 
-    from pipeline.auth.keys import ensure_dev_key
-
-    if made := ensure_dev_key(settings):  # the dev viewer-token key, like the dev secret
-        print(f"made the development viewer key {made}")
     try:
         up(Stack(settings.state_dir), kafka, cassandra, None if args.no_topology else apply)
     except (RuntimeError, TimeoutError) as exc:
