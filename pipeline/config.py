@@ -269,7 +269,7 @@ def _validate(s: Settings) -> None:
     if not 0 < s.ingest_rate <= s.ingest_burst or s.ingest_recover_s < 0 or s.ingest_ack_timeout_s <= 0:
         raise ConfigError("need 0 < CAMLOG_INGEST_RATE <= CAMLOG_INGEST_BURST, "
                           "CAMLOG_INGEST_RECOVER_S >= 0 and CAMLOG_INGEST_ACK_TIMEOUT_S > 0")
-    if not (1 <= s.playback_cache_mb and 1 <= s.playback_max_range_s and 1 <= s.playback_max_clip_s):
+    if not (s.playback_cache_mb >= 1 and s.playback_max_range_s >= 1 and s.playback_max_clip_s >= 1):
         raise ConfigError("CAMLOG_PLAYBACK_CACHE_MB / _MAX_RANGE_S / _MAX_CLIP_S must be >= 1")
     if not 0 < 3 * s.worker_heartbeat_s <= s.worker_session_timeout_s:
         raise ConfigError("need 0 < 3 x CAMLOG_WORKER_HEARTBEAT_S <= CAMLOG_WORKER_SESSION_TIMEOUT_S")

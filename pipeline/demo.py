@@ -96,9 +96,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.auth.keys import viewer_keys
     from pipeline.auth.viewer import issue
     from pipeline.cli import main as camlog
-    from pipeline.runner import METRICS_PORTS, SystemRunner, http_ok, start_group_at_end
-
     from pipeline.config import ensure_dev_secret
+    from pipeline.runner import METRICS_PORTS, SystemRunner, http_ok, start_group_at_end
 
     settings = ensure_dev_secret(settings)  # the bridge and cameras share the dev device key
     lock = _lock(settings)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.auth.tokens import issue
 from pipeline.auth.keys import viewer_keys
+from pipeline.auth.tokens import issue
 from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import SystemRunner, start_group_at_end
 from tests.clients import browser, ffmpeg_plays, ffprobe_frames, require

@@ -8,8 +8,16 @@ from hypothesis import strategies as st
 
 from pipeline.ingest.framing import Frame
 from pipeline.ingest.grouping import ChunkGrouper
-from pipeline.ingest.pullrules import (AccessUnits, BadCameraUrl, Timeline, backoff_delay,
-                                       check_rtsp_url, producer_time_us, redact, with_credentials)
+from pipeline.ingest.pullrules import (
+    AccessUnits,
+    BadCameraUrl,
+    Timeline,
+    backoff_delay,
+    check_rtsp_url,
+    producer_time_us,
+    redact,
+    with_credentials,
+)
 from pipeline.ingest.registry import CameraRegistry, CameraSpec
 from pipeline.telemetry.logs import redact as redact_log
 

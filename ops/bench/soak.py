@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     try:
         _run(a, settings, res, say)
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - keep what was sampled
+    except (Exception, KeyboardInterrupt) as exc:  # keep what was sampled
         res["error"] = f"{type(exc).__name__}: {exc}"
         say(f"soak stopped early: {res['error']}")
     fleet = [s for s in res.get("samples", []) if s["fleet"]]
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / "soak.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     try:
         plot(res, a.out / "soak.png")
-    except Exception as exc:  # noqa: BLE001 - the JSON is the result; a plot is a view of it
+    except Exception as exc:  # the JSON is the result; a plot is a view of it
         say(f"no plot: {type(exc).__name__}: {exc}")
     v = res["verdict"]
     print(f"RSS growth from {v['warm_s'] / 60:.1f} min to the end (limit {LIMIT:.0%}):")

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-
 from pipeline.agents.acks import AckBook
 from pipeline.agents.intake import dead_letter, ours, stored, trace_links
 from pipeline.agents.lag import lag_clock
@@ -461,7 +460,7 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time,
             for tp, offset in last.items():
                 try:
                     lag[tp] = app.consumer.highwater(tp) - offset - 1
-                except Exception:  # noqa: BLE001 - highwater unknown right after assignment
+                except Exception:  # highwater unknown right after assignment
                     pass
             await seg.handle_batch(batch, lag)
             clock.read("segmenter", events)

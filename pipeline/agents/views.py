@@ -26,12 +26,12 @@ from pipeline.agents.supervise import Fatal, stop_worker
 from pipeline.agents.ticks import drive_ticks
 from pipeline.config import Settings
 from pipeline.events import DecodeError
+from pipeline.kafka import topics
 from pipeline.store.views import ViewStore
 from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer
 from pipeline.views import device_state as ds
 from pipeline.views.manifest import ManifestState, apply_segment, ended_from_session
 from pipeline.views.stats import StatsBook, hit_of
-from pipeline.kafka import topics
 
 __all__ = ["AGENTS", "HITS_TABLE", "ViewAgent", "ViewWorker", "register"]
 

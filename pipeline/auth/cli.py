@@ -35,8 +35,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _handle(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.auth.keys import viewer_keys
     from pipeline.auth.tokens import issue, parse_ttl
-    from pipeline.config import ensure_dev_secret
     from pipeline.auth.viewer import issue as issue_viewer
+    from pipeline.config import ensure_dev_secret
 
     try:
         ttl = parse_ttl(args.ttl)

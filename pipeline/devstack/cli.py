@@ -139,9 +139,8 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.devstack.cassandra import CASSANDRA_VERSION
     from pipeline.devstack.kafka import KAFKA_VERSION
     from pipeline.devstack.maven import fetch_libs
-    from pipeline.devstack.stack import Stack
-
     from pipeline.devstack.mirror import MIRROR_VERSION
+    from pipeline.devstack.stack import Stack
 
     cache = Stack(settings.state_dir).cache
     for component, version in (("kafka", KAFKA_VERSION), ("cassandra", CASSANDRA_VERSION),

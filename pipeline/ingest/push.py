@@ -96,7 +96,7 @@ def _demux(feed: BodyFeed, emit: Any) -> None:
                     return
     except IngestError as exc:
         emit(exc)
-    except Exception as exc:  # noqa: BLE001 - PyAV/FFmpeg errors on garbage input end the push
+    except Exception as exc:  # PyAV/FFmpeg errors on garbage input end the push
         if not feed.stop.is_set():
             emit(IngestError(400, "bad_stream", f"MPEG-TS could not be demuxed: {exc}"))
     emit(None)

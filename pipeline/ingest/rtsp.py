@@ -25,8 +25,14 @@ from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.framing import Chunk, Frame
 from pipeline.ingest.grouping import ChunkGrouper
 from pipeline.ingest.problems import IngestError
-from pipeline.ingest.pullrules import (AccessUnits, Timeline, backoff_delay, check_rtsp_url,
-                                       producer_time_us, redact)
+from pipeline.ingest.pullrules import (
+    AccessUnits,
+    Timeline,
+    backoff_delay,
+    check_rtsp_url,
+    producer_time_us,
+    redact,
+)
 from pipeline.media.annexb import parameter_sets
 from pipeline.telemetry import get_logger, get_meter
 
@@ -138,7 +144,7 @@ class _Reader:
                 self._emit(("end", "end of stream"))
         except _Ended as exc:
             self._emit(("end", str(exc)))
-        except Exception as exc:  # noqa: BLE001 - every FFmpeg/OS failure ends this connection
+        except Exception as exc:  # every FFmpeg/OS failure ends this connection
             self._emit(("end", _describe(exc, self.url)))
 
 

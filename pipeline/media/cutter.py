@@ -81,7 +81,7 @@ class Cutter:
         self.last_feed = now
         step = Step()
         seq = chunk["seq"]
-        if self.last_seq is not None and seq <= self.last_seq or seq in self.held:
+        if (self.last_seq is not None and seq <= self.last_seq) or seq in self.held:
             if seq in self.skipped:
                 step.rejected.append((seq, (f"late chunk: seq {seq} arrived after the segmenter "
                                             f"moved past it (now at {self.last_seq})")))

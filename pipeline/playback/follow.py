@@ -135,7 +135,7 @@ class Follower:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - logged; tails go stale, playback falls back
+            except Exception:  # logged; tails go stale, playback falls back
                 _log.exception("following %s failed; starting again in 2 s", self.topic)
                 self.caught_up = False
                 await asyncio.sleep(2.0)

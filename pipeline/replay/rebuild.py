@@ -29,9 +29,9 @@ from pipeline.agents.ticks import TICK_S, TickScheduler
 from pipeline.config import Settings
 from pipeline.errors import CliError
 from pipeline.events.codec import decode_any
+from pipeline.kafka import topics
 from pipeline.replay.progress import Progress
 from pipeline.replay.select import LogEvent, LogReader, Selection
-from pipeline.kafka import topics
 
 __all__ = ["RebuildResult", "ReplayClock", "ensure_keyspace", "rebuild"]
 

@@ -14,7 +14,6 @@ import re
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from pipeline.auth.tokens import issue
 from pipeline.auth.keys import ephemeral_keys, viewer_keys
 from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import Child, worker_ready

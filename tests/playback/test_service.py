@@ -14,8 +14,8 @@ from pipeline.auth.keys import ephemeral_keys
 from pipeline.auth.tokens import issue
 from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.playback.app import AccessLogger, build_app
-from pipeline.playback.context import Context
 from pipeline.playback.cache import ByteCache
+from pipeline.playback.context import Context
 from pipeline.playback.events import EventSink
 from tests.playback.memsource import MemorySource, add_stream
 
