@@ -112,5 +112,5 @@ def ffprobe_frames(path: str | Path, fmt: str | None = None) -> int:
            "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"]
     if fmt:
         cmd += ["-f", fmt]
-    out = subprocess.run(cmd + [str(path)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([*cmd, str(path)], check=True, capture_output=True, text=True).stdout
     return int(out.strip().splitlines()[0].strip(","))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -81,7 +83,7 @@ def test_timeline_runs_only_move_forward_within_the_gap(steps):
         run.append(dts)
     runs.append(run)
     for r in runs:
-        assert all(0 < b - a <= 450000 for a, b in zip(r, r[1:]))
+        assert all(0 < b - a <= 450000 for a, b in pairwise(r))
     assert sum(map(len, runs)) == len(steps)
 
 

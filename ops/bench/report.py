@@ -95,7 +95,8 @@ def figures(res: dict, target_s: float) -> list[dict]:
             r = x.get("rps_ratio")
             rows.append(_row(f"serving efficiency ({kind})", x["camlog"]["rps"],
                              x["nginx"]["rps"], "req/s", ">= 0.5", r,
-                             None if r is None else r >= 0.5, "camlog playback ÷ nginx, same bytes"))
+                             None if r is None else r >= 0.5,
+                             "camlog playback ÷ nginx, same bytes"))
     ing = res.get("ingest", {})
     if "ratio_bridge_to_raw" in ing:
         rows.append(_row("(info) bridge saturated ÷ raw produce", ing["bridge_sustained_mb_per_s"],
@@ -103,7 +104,8 @@ def figures(res: dict, target_s: float) -> list[dict]:
                          "ingest benchmark, bridge only"))
     seg = res.get("segmenter", {})
     if "cpu_ratio_vs_ffmpeg" in seg:
-        rows.append(_row("(info) segmenter CPU ÷ ffmpeg remux", seg["segmenter"]["cpu_s_per_media_s"],
+        rows.append(_row("(info) segmenter CPU ÷ ffmpeg remux",
+                         seg["segmenter"]["cpu_s_per_media_s"],
                          seg["ffmpeg"]["cpu_s_per_media_s"], "CPU s/media s", "-",
                          seg["cpu_ratio_vs_ffmpeg"], None, "segmenter benchmark (lower is better)"))
     return rows
@@ -126,7 +128,7 @@ def table(rows: list[dict]) -> str:
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
 
     def line(cells: list) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))
 
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
 
@@ -161,7 +163,7 @@ def plots(res: dict, out_dir: Path, target_s: float) -> list[str]:
             pts = [(s["t"], s["acked_per_s"]) for s in t.get("samples", [])
                    if s["acked_per_s"] and s.get("fleet", True)]
             if pts:
-                a2.plot(*zip(*pts), label=f"{size} n={t['cameras']} "
+                a2.plot(*zip(*pts, strict=True), label=f"{size} n={t['cameras']} "
                         f"{'pass' if t['passed'] else 'fail'}", alpha=0.8)
     a2.set(title="capacity trials: acknowledged frames/s", xlabel="s", ylabel="frames/s")
     if a2.lines:
@@ -185,7 +187,7 @@ def plots(res: dict, out_dir: Path, target_s: float) -> list[str]:
             p = [(s["t"], s["lag_s"]) for s in t.get("samples", [])
                  if s["lag_s"] is not None and s.get("fleet", True)]
             if p:
-                b2.plot(*zip(*p), label=f"{size} n={t['cameras']}", alpha=0.8)
+                b2.plot(*zip(*p, strict=True), label=f"{size} n={t['cameras']}", alpha=0.8)
     b2.set(title="capacity trials: worker lag (age of the oldest uncommitted frame chunk)",
            xlabel="s", ylabel="s")
     if b2.lines:
@@ -209,7 +211,7 @@ def plots(res: dict, out_dir: Path, target_s: float) -> list[str]:
 
     if cap:
         fig, ax = plt.subplots(figsize=(8, 4))
-        for i, (size, c) in enumerate(cap.items()):
+        for i, c in enumerate(cap.values()):
             for t in c["trials"]:
                 ax.scatter(t["cameras"], i, marker="o" if t["passed"] else "x",
                            color="g" if t["passed"] else "r", s=30 + t["seconds"] / 2)

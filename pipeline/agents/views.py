@@ -14,6 +14,7 @@ any other error is unrecoverable and ``fatal`` (``supervise.stop_worker``) ends 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -277,7 +278,7 @@ class ViewWorker:
                 if off is not None:
                     cols, ts = ds.columns(off, "offline")
                     await self._write("device_state",
-                                      lambda: self.store.write_device(sid, cols, ts))
+                                      functools.partial(self.store.write_device, sid, cols, ts))
             if not paging:
                 break
         self.fleet = fleet
