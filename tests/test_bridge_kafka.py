@@ -4,6 +4,7 @@ sessions."""
 from __future__ import annotations
 
 import asyncio
+import io
 import subprocess
 import time
 
@@ -187,7 +188,8 @@ async def test_bad_input_is_refused_with_json_and_no_event(services, bridge, gop
     async with aiohttp.ClientSession() as s:
         for name, sid, tok, body, status, problem in _bad_cases(services, gop_loop, stream_id):
             headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-            async with s.post(f"{bridge.url}/v1/streams/{sid}/chunks", data=body,
+            # a file-like body: aiohttp warns that a raw bytes body over 1 MiB blocks the loop
+            async with s.post(f"{bridge.url}/v1/streams/{sid}/chunks", data=io.BytesIO(body),
                               headers=headers) as r:
                 js = await r.json()
                 assert (r.status, js["problem"]) == (status, problem), name
