@@ -15,7 +15,7 @@ APT_NEEDS := ffprobe:ffmpeg chromium:chromium nginx:nginx wrk:wrk java:openjdk-1
 APT_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 HLSJS := pipeline/playback/static/vendor/hls.min.js
 
-.PHONY: install apt python web maven demo test test-fast test-chaos bench plots soak down clean
+.PHONY: install apt python web maven demo lint test test-fast test-chaos bench plots soak down clean
 
 install: apt python web maven
 
@@ -52,7 +52,11 @@ maven: python
 demo: install
 	$(CAMLOG) demo
 
-test: install
+# ruff with the rules in pyproject.toml [tool.ruff.lint]; a finding fails `make test` before any test
+lint: python
+	$(VENV)/bin/ruff check .
+
+test: install lint
 	$(CAMLOG) dev up
 	$(VENV)/bin/pytest
 
@@ -60,7 +64,7 @@ test-chaos: install
 	$(CAMLOG) dev up
 	$(VENV)/bin/pytest -m chaos
 
-test-fast: python
+test-fast: python lint
 	$(VENV)/bin/pytest -m "not services"
 
 # every benchmark (flame graphs and worker shapes included; --skip KEY,... to leave some out),

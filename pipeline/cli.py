@@ -29,7 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("pipeline.edge.cli", "run the nginx edge cache in front of playback"),
     "replay": ("pipeline.replay.cli", "export, rebuild, verify or time-travel the event log"),
     "topics": ("pipeline.admin.cli", "describe topics, lag, add partitions, rebalance"),
-    "capacity": ("pipeline.admin.capacity_cli", "plan a deployment for a fleet from benchmark results"),
+    "capacity": ("pipeline.admin.capacity_cli",
+                 "plan a deployment for a fleet from benchmark results"),
     "demo": ("pipeline.demo", "run the whole system with simulated cameras"),
     "drill": ("pipeline.devstack.drill_cli", "fault drills against a running demo (region-outage)"),
 }
@@ -38,7 +39,8 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _parser(command: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="camlog", description="camlog: video streaming on an event log")
+    p = argparse.ArgumentParser(prog="camlog",
+                                description="camlog: video streaming on an event log")
     p.add_argument("--kafka", help="bootstrap servers (CAMLOG_KAFKA)")
     p.add_argument("--cassandra", help="contact points host:port,... (CAMLOG_CASSANDRA)")
     p.add_argument("--keyspace", help="Cassandra keyspace (CAMLOG_KEYSPACE)")

@@ -36,7 +36,8 @@ def _parse_replication(raw: str, region: str) -> dict[str, int]:
 
 
 def _parse_keys(raw: str) -> dict[str, bytes]:
-    """``"k2=secret2,k1=secret1"`` → ordered key ring (first = signing key); a bare value is kid ``k0``."""
+    """``"k2=secret2,k1=secret1"`` → ordered key ring (first = signing key); a bare value is kid
+    ``k0``."""
     ring: dict[str, bytes] = {}
     for part in raw.split(","):
         part = part.strip()
@@ -46,7 +47,8 @@ def _parse_keys(raw: str) -> dict[str, bytes]:
         if not sep:
             kid, value = "k0", part
         if not kid.isalnum() or len(value) < 16:
-            raise ConfigError("CAMLOG_SECRET: each key needs an alphanumeric id and >= 16 characters")
+            raise ConfigError("CAMLOG_SECRET: each key needs an alphanumeric id and "
+                              ">= 16 characters")
         ring[kid] = value.encode()
     if not ring:
         raise ConfigError("CAMLOG_SECRET is empty")
@@ -252,7 +254,8 @@ def _validate(s: Settings) -> None:
     if not 0.5 <= s.pull_read_timeout_s <= 120:
         raise ConfigError("CAMLOG_PULL_READ_TIMEOUT_S must be within 0.5..120")
     if not 0.01 <= s.pull_backoff_base_s <= s.pull_backoff_cap_s <= 300:
-        raise ConfigError("need 0.01 <= CAMLOG_PULL_BACKOFF_BASE_S <= CAMLOG_PULL_BACKOFF_CAP_S <= 300")
+        raise ConfigError("need 0.01 <= CAMLOG_PULL_BACKOFF_BASE_S <= CAMLOG_PULL_BACKOFF_CAP_S "
+                          "<= 300")
     if not 6.0 <= s.puller_session_timeout_s <= 300:
         raise ConfigError("CAMLOG_PULLER_SESSION_TIMEOUT_S must be within 6..300 (Kafka's bounds)")
     if s.retention_days < 1:
@@ -261,18 +264,22 @@ def _validate(s: Settings) -> None:
         if part.strip() not in ("none", "console", "otlp", "prometheus", ""):
             raise ConfigError(f"CAMLOG_TELEMETRY: unknown exporter {part!r}")
     if not 1 <= s.edge_cache_mb <= 1 << 20 or not 1 <= s.edge_keys_mb <= 4096:
-        raise ConfigError("need 1 <= CAMLOG_EDGE_CACHE_MB <= 2^20 and 1 <= CAMLOG_EDGE_KEYS_MB <= 4096")
+        raise ConfigError("need 1 <= CAMLOG_EDGE_CACHE_MB <= 2^20 and "
+                          "1 <= CAMLOG_EDGE_KEYS_MB <= 4096")
     for addr in (s.edge_addr, *s.edge_origins):
         host, _, port = addr.rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigError(f"CAMLOG_EDGE_ADDR / CAMLOG_EDGE_ORIGINS: want host:port, got {addr!r}")
-    if not 0 < s.ingest_rate <= s.ingest_burst or s.ingest_recover_s < 0 or s.ingest_ack_timeout_s <= 0:
+            raise ConfigError("CAMLOG_EDGE_ADDR / CAMLOG_EDGE_ORIGINS: want host:port, "
+                              f"got {addr!r}")
+    if (not 0 < s.ingest_rate <= s.ingest_burst or s.ingest_recover_s < 0
+            or s.ingest_ack_timeout_s <= 0):
         raise ConfigError("need 0 < CAMLOG_INGEST_RATE <= CAMLOG_INGEST_BURST, "
                           "CAMLOG_INGEST_RECOVER_S >= 0 and CAMLOG_INGEST_ACK_TIMEOUT_S > 0")
-    if not (1 <= s.playback_cache_mb and 1 <= s.playback_max_range_s and 1 <= s.playback_max_clip_s):
+    if min(s.playback_cache_mb, s.playback_max_range_s, s.playback_max_clip_s) < 1:
         raise ConfigError("CAMLOG_PLAYBACK_CACHE_MB / _MAX_RANGE_S / _MAX_CLIP_S must be >= 1")
     if not 0 < 3 * s.worker_heartbeat_s <= s.worker_session_timeout_s:
-        raise ConfigError("need 0 < 3 x CAMLOG_WORKER_HEARTBEAT_S <= CAMLOG_WORKER_SESSION_TIMEOUT_S")
+        raise ConfigError("need 0 < 3 x CAMLOG_WORKER_HEARTBEAT_S <= "
+                          "CAMLOG_WORKER_SESSION_TIMEOUT_S")
     if s.worker_commit_interval_s <= 0 or s.worker_max_fetch_bytes < s.chunk_max_bytes:
         raise ConfigError("need CAMLOG_WORKER_COMMIT_INTERVAL_S > 0 and "
                           "CAMLOG_WORKER_MAX_FETCH_BYTES >= CAMLOG_CHUNK_MAX_BYTES")

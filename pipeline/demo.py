@@ -1,4 +1,5 @@
-"""``camlog demo``: Kafka, Cassandra, bridge, worker, playback and simulated cameras, one status line."""
+"""``camlog demo``: Kafka, Cassandra, bridge, worker, playback and simulated cameras, one status
+line."""
 
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def status_line(prev: dict[str, float], now: dict[str, float], dt: float, camera
     """The one-line live summary: cameras, frames/s in, segments sealed, lag, viewers."""
     fps = (now.get("frames", 0) - prev.get("frames", 0)) / dt if dt > 0 else 0.0
     lag_s = "?" if lag is None else str(lag)
-    return (f"cameras {cameras} | frames/s in {fps:7.1f} | segments sealed {int(now.get('segments', 0))}"
-            f" | lag {lag_s} | viewers {int(now.get('viewers', 0))} | requests {int(now.get('requests', 0))}")
+    return (f"cameras {cameras} | frames/s in {fps:7.1f}"
+            f" | segments sealed {int(now.get('segments', 0))} | lag {lag_s}"
+            f" | viewers {int(now.get('viewers', 0))} | requests {int(now.get('requests', 0))}")
 
 
 def _port_free(addr: str) -> bool:
@@ -78,12 +80,15 @@ def _port_free(addr: str) -> bool:
 def _lock(settings: Settings):
     """One demo per state folder: a second one fails at once instead of fighting over ports."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(settings.state_dir / "demo.lock", "a+")
+    # The open file is the lock: returned and held (open) for the demo's whole life.
+    fh = open(settings.state_dir / "demo.lock", "a+")  # noqa: SIM115
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.seek(0)
-        raise CliError(f"another camlog demo is running (pid {fh.read().strip() or '?'}); "
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise CliError(f"another camlog demo is running (pid {holder}); "
                        "stop it with Ctrl-C first") from None
     fh.seek(0)
     fh.truncate()
@@ -96,9 +101,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.auth.keys import viewer_keys
     from pipeline.auth.viewer import issue
     from pipeline.cli import main as camlog
-    from pipeline.runner import METRICS_PORTS, SystemRunner, http_ok, start_group_at_end
-
     from pipeline.config import ensure_dev_secret
+    from pipeline.runner import METRICS_PORTS, SystemRunner, http_ok, start_group_at_end
 
     settings = ensure_dev_secret(settings)  # the bridge and cameras share the dev device key
     lock = _lock(settings)
@@ -131,7 +135,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         # The demo's worker is its own consumer group; new, it starts at the head of the log.
         start_group_at_end(settings, "camlog-demo")
         runner.start_services(worker_args=("--app-id", "camlog-demo"), group="camlog-demo")
-        names = [args.stream] if args.cameras == 1 else [f"{args.stream}-{i}" for i in range(1, args.cameras + 1)]
+        names = ([args.stream] if args.cameras == 1
+                 else [f"{args.stream}-{i}" for i in range(1, args.cameras + 1)])
         runner.spawn("camera", "camera", "--count", str(args.cameras), "--stream", args.stream,
                      "--fps", str(args.fps), "--size", args.size,
                      "--bridge", f"http://{settings.bridge_addr}")

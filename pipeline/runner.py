@@ -1,4 +1,5 @@
-"""Starts and stops camlog's own services as child processes (used by ``camlog demo``, tests, benchmarks)."""
+"""Starts and stops camlog's own services as child processes (used by ``camlog demo``, tests,
+benchmarks)."""
 
 from __future__ import annotations
 
@@ -40,10 +41,10 @@ class Child:
     def start(self) -> None:
         """Start the process in its own process group, output to its log file."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.log, "ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        fh.close()
+        with open(self.log, "ab") as fh:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=fh,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
 
     @property
     def alive(self) -> bool:
@@ -124,12 +125,14 @@ def start_group_at_end(settings: Settings, group: str,
     probe = Consumer({"bootstrap.servers": settings.kafka, "group.id": f"{group}-probe"})
     try:
         md = probe.list_topics(timeout=10)
-        tps = [TopicPartition(t, p, probe.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1])
+        tps = [TopicPartition(t, p,
+                              probe.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1])
                for t in topics for p in md.topics[t].partitions]
     finally:
         probe.close()
     for g in groups:  # one group per call (the admin API's rule)
-        for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(g, tps)]).values():
+        futs = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(g, tps)])
+        for fut in futs.values():
             fut.result(timeout=30)
     return True
 
@@ -199,12 +202,14 @@ class SystemRunner:
                        group: str = "camlog-worker") -> None:
         """Start bridge, worker and playback and wait until each is really ready.
 
-        ``worker_args`` go to ``camlog worker`` (e.g. ``--app-id``); ``group`` is its consumer group.
+        ``worker_args`` go to ``camlog worker`` (e.g. ``--app-id``); ``group`` is its consumer
+        group.
         """
         bridge = self.spawn("bridge", "bridge")
         worker = self.spawn("worker", "worker", *worker_args)
         playback = self.spawn("playback", "playback")
-        self.wait("bridge", lambda: http_ok(f"http://{self.settings.bridge_addr}/readyz"), child=bridge)
+        self.wait("bridge", lambda: http_ok(f"http://{self.settings.bridge_addr}/readyz"),
+                  child=bridge)
         self.wait("playback", lambda: http_ok(f"http://{self.settings.playback_addr}/readyz"),
                   child=playback)
         self.wait("worker", lambda: worker_ready(self.settings, group), timeout=120, child=worker)

@@ -34,7 +34,8 @@ def records(schema: Any, named: dict | None = None) -> st.SearchStrategy:
     if t == "record":
         named[schema["name"]] = schema
         named[f"{schema.get('namespace', '')}.{schema['name']}"] = schema
-        return st.fixed_dictionaries({f["name"]: records(f["type"], named) for f in schema["fields"]})
+        return st.fixed_dictionaries({f["name"]: records(f["type"], named)
+                                      for f in schema["fields"]})
     if t == "enum":
         named[schema["name"]] = schema
         return st.sampled_from(schema["symbols"])

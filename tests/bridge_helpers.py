@@ -36,10 +36,11 @@ class BridgeProc:
     def start(self, wait_ready: bool = True, timeout: float = 60.0) -> BridgeProc:
         """Spawn the bridge and wait for /readyz (or /healthz when Kafka is meant to be down)."""
         env = {**os.environ, "CAMLOG_IDLE_TIMEOUT_S": str(self.idle_s)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "--kafka", self.kafka, "bridge",
-             "--addr", f"127.0.0.1:{self.port}", *self.extra],
-            cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        with self.log.open("ab") as log:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "--kafka", self.kafka, "bridge",
+                 "--addr", f"127.0.0.1:{self.port}", *self.extra],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         path = "/readyz" if wait_ready else "/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -112,5 +113,5 @@ def ffprobe_frames(path: str | Path, fmt: str | None = None) -> int:
            "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"]
     if fmt:
         cmd += ["-f", fmt]
-    out = subprocess.run(cmd + [str(path)], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([*cmd, str(path)], check=True, capture_output=True, text=True).stdout
     return int(out.strip().splitlines()[0].strip(","))

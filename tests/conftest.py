@@ -92,7 +92,8 @@ def stream_id() -> str:
 
 @pytest.fixture
 def produce(services: Settings) -> Iterator[Callable[..., tuple[int, int]]]:
-    """``produce(topic, value, key=None, headers=None) -> (partition, offset)``, acks=all, synchronous."""
+    """``produce(topic, value, key=None, headers=None) -> (partition, offset)``, acks=all,
+    synchronous."""
     from confluent_kafka import Producer
 
     p = Producer({"bootstrap.servers": services.kafka, "enable.idempotence": True, "acks": "all",

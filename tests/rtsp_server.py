@@ -47,10 +47,11 @@ class RtspServer:
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
         def read(proc: subprocess.Popen) -> None:
-            for line in proc.stdout:  # type: ignore[union-attr]
-                self.lines.append(line.rstrip())
-                if line.startswith("ready"):
-                    ready.set()
+            with proc.stdout:  # type: ignore[union-attr]  # closed at its end (EOF: it exited)
+                for line in proc.stdout:  # type: ignore[union-attr]
+                    self.lines.append(line.rstrip())
+                    if line.startswith("ready"):
+                        ready.set()
             ready.set()
 
         threading.Thread(target=read, args=(self.proc,), daemon=True).start()

@@ -18,7 +18,8 @@ from typing import Any
 
 from pipeline.events import decode
 
-__all__ = ["FIGURES", "end_offsets", "free_port", "get", "log_frames", "stored", "view", "wait_stored"]
+__all__ = ["FIGURES", "end_offsets", "free_port", "get", "log_frames", "stored", "view",
+           "wait_stored"]
 
 
 #: Figures whole-system tests measured, one line each; the root conftest prints them at the end.

@@ -26,7 +26,7 @@ def clusters(draw, max_topics=3, max_partitions=8, racks=True):
     rack_map = None
     if racks and draw(st.booleans()):
         names = draw(st.lists(st.sampled_from("abc"), min_size=len(brokers), max_size=len(brokers)))
-        rack_map = dict(zip(brokers, names))
+        rack_map = dict(zip(brokers, names, strict=True))
     return current, brokers, rack_map
 
 
@@ -84,7 +84,7 @@ def test_replica_moves_are_the_minimum_among_balanced_assignments(case):
             counts.update(s)
         if _spread(counts) > 1:
             continue
-        moves = sum(len(set(s) - set(current[tp])) for tp, s in zip(parts, combo))
+        moves = sum(len(set(s) - set(current[tp])) for tp, s in zip(parts, combo, strict=True))
         best = moves if best is None else min(best, moves)
     assert plan.replica_moves == best
 

@@ -42,7 +42,8 @@ def test_stock_pyjwt_verifies_with_the_jwks():
     head = jwt.get_unverified_header(tok)
     assert head == {"alg": "ES256", "typ": "JWT", "kid": "cur"}
     jwks = jwt.PyJWKSet.from_dict(json.loads(json.dumps(KEYS.jwks())))
-    claims = jwt.decode(tok, jwks[head["kid"]], algorithms=["ES256"], options={"verify_exp": False, "verify_iat": False})
+    claims = jwt.decode(tok, jwks[head["kid"]], algorithms=["ES256"],
+                        options={"verify_exp": False, "verify_iat": False})
     assert claims == {"iat": int(T0), "exp": int(T0) + 3600, "scp": ["cam-1", "site-*"]}
     assert "d" not in KEYS.jwks()["keys"][0]  # never the private part
     c = verify(KEYS, tok, "site-9", T0 + 1)
@@ -68,7 +69,8 @@ def _widened_scope() -> str:
     (lambda: issue(KEYS, ["cam-1"], 60, T0 - 120), 401, "token_expired"),
     (_forged_signature, 401, "token_bad_signature"),
     (_widened_scope, 401, "token_bad_signature"),
-    (lambda: f"{_b64({'alg': 'none', 'kid': 'cur'})}.{_b64({'exp': 2**40, 'iat': 0, 'scp': ['*']})}.",
+    (lambda: (f"{_b64({'alg': 'none', 'kid': 'cur'})}."
+              f"{_b64({'exp': 2**40, 'iat': 0, 'scp': ['*']})}."),
      401, "token_invalid"),
     (lambda: jwt.encode({"exp": 2**40, "iat": 0, "scp": ["*"]}, "x" * 32, algorithm="HS256",
                         headers={"kid": "cur"}), 401, "token_invalid"),

@@ -1,8 +1,10 @@
-"""SDK and ffmpeg → bridge → real Kafka: durable acks, ordering, crash recovery, bad input, sessions."""
+"""SDK and ffmpeg → bridge → real Kafka: durable acks, ordering, crash recovery, bad input,
+sessions."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import subprocess
 import time
 
@@ -69,7 +71,7 @@ async def test_sdk_stream_every_frame_once_in_order(services, bridge, stream_id,
     msgs = read_since(services.kafka, FRAMES, since, stream_id)
     recs = [decode("FrameChunk", m.value()) for m in msgs]
     assert [r["seq"] for r in recs] == sorted(acks) == list(range(len(recs)))  # once, in order
-    for m, r in zip(msgs, recs):  # each ack names where the event is
+    for m, r in zip(msgs, recs, strict=True):  # each ack names where the event is
         assert acks[r["seq"]] == {"seq": r["seq"], "status": "persisted",
                                   "partition": m.partition(), "offset": m.offset()}
         assert any(k == "traceparent" for k, _ in m.headers())
@@ -186,7 +188,8 @@ async def test_bad_input_is_refused_with_json_and_no_event(services, bridge, gop
     async with aiohttp.ClientSession() as s:
         for name, sid, tok, body, status, problem in _bad_cases(services, gop_loop, stream_id):
             headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-            async with s.post(f"{bridge.url}/v1/streams/{sid}/chunks", data=body,
+            # a file-like body: aiohttp warns that a raw bytes body over 1 MiB blocks the loop
+            async with s.post(f"{bridge.url}/v1/streams/{sid}/chunks", data=io.BytesIO(body),
                               headers=headers) as r:
                 js = await r.json()
                 assert (r.status, js["problem"]) == (status, problem), name
@@ -274,7 +277,7 @@ async def test_sdk_uploads_packets_of_an_mp4_file(services, bridge, stream_id, t
                     "-t", "3", "-c:v", "libx264", "-g", "15", "-bf", "0", str(src)], check=True)
     frames = [f for _codec, f in read_frames(str(src))]
     since = marks(services.kafka, FRAMES)
-    up, acks = await upload(bridge.url, stream_id, token(services, stream_id), frames)
+    up, _acks = await upload(bridge.url, stream_id, token(services, stream_id), frames)
     assert up.stats.rejected == 0 and len(frames) == ffprobe_frames(src)
     recs = [decode("FrameChunk", m.value()) for m in read_since(services.kafka, FRAMES, since,
                                                                 stream_id)]

@@ -72,7 +72,7 @@ fleets = st.builds(
 def test_plan_is_monotone(fleet, knob, more):
     bigger = replace(fleet, **{knob: getattr(fleet, knob) + more})
     small, big = cap.plan(FIG, fleet), cap.plan(FIG, bigger)
-    for a, b in zip(small.lines, big.lines):
+    for a, b in zip(small.lines, big.lines, strict=True):
         assert a.key == b.key
         assert b.value >= a.value - 1e-9 * abs(a.value), (knob, a.key, a.value, b.value)
 

@@ -22,7 +22,8 @@ def test_environment_overrides(tmp_path):
     s = load_settings({
         "CAMLOG_STATE_DIR": str(tmp_path), "CAMLOG_KAFKA": "k1:9092,k2:9092",
         "CAMLOG_CASSANDRA": "c1:9142,c2", "CAMLOG_REGION": "eu", "CAMLOG_REPLICATION": "eu:3,us:3",
-        "CAMLOG_SECRET": "new=abcdefghijklmnopq,old=0123456789abcdefg", "CAMLOG_SEGMENT_TARGET_S": "4",
+        "CAMLOG_SECRET": "new=abcdefghijklmnopq,old=0123456789abcdefg",
+        "CAMLOG_SEGMENT_TARGET_S": "4",
     })
     assert s.kafka == "k1:9092,k2:9092"
     assert s.cassandra_hosts == [("c1", 9142), ("c2", 9042)]

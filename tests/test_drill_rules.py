@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from hypothesis import given
@@ -22,7 +23,7 @@ def _cut(frames: dict[int, int], bounds: list[int]) -> list[Seg]:
     seqs = sorted(frames)
     edges = [0, *sorted(set(bounds)), len(seqs)]
     out = []
-    for a, b in zip(edges, edges[1:], strict=False):
+    for a, b in itertools.pairwise(edges):
         if a < b:
             part = seqs[a:b]
             out.append(Seg(f"s{part[0]}", part[0], part[-1], sum(frames[q] for q in part)))

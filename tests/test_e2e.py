@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.auth.tokens import issue
 from pipeline.auth.keys import viewer_keys
+from pipeline.auth.tokens import issue
 from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import SystemRunner, start_group_at_end
 from tests.clients import browser, ffmpeg_plays, ffprobe_frames, require
@@ -50,7 +50,8 @@ class LivePoller(threading.Thread):
 def _spans(log: Path) -> set[tuple[str, str]]:
     """(span name, trace id) pairs the console exporter wrote to a child's log."""
     text = log.read_text(errors="replace")
-    return set(re.findall(r'"name": "([^"]+)",\s*"context": \{\s*"trace_id": "0x([0-9a-f]+)"', text))
+    return set(re.findall(r'"name": "([^"]+)",\s*"context": \{\s*"trace_id": "0x([0-9a-f]+)"',
+                          text))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,8 @@ def system(services, tmp_path_factory):
     group = f"camlog-worker-{prefix}"
     try:
         assert start_group_at_end(settings, group)
-        runner.start_services(worker_args=("--app-id", group, "--stream-prefix", prefix), group=group)
+        runner.start_services(worker_args=("--app-id", group, "--stream-prefix", prefix),
+                              group=group)
         yield settings, runner, prefix
     finally:
         runner.stop()
@@ -111,7 +113,8 @@ def test_whole_system(system, tmp_path):
         page.wait_for_function("() => document.getElementById('video').currentTime > 1",
                                timeout=45_000)
         q = page.evaluate("() => { const v = document.getElementById('video');"
-                          " return {t: v.currentTime, f: v.getVideoPlaybackQuality().totalVideoFrames,"
+                          " return {t: v.currentTime,"
+                          " f: v.getVideoPlaybackQuality().totalVideoFrames,"
                           " err: v.error && v.error.code}; }")
         assert q["f"] > 0 and q["err"] is None, q
     finally:
@@ -133,11 +136,12 @@ def test_whole_system(system, tmp_path):
     counts, segments = wait_stored(settings, acked, t0_us - 60_000_000, t1_us + 60_000_000,
                                    tmp_path)
     assert counts == acked
-    for s, (segs, path, inits) in segments.items():
+    for s, (segs, path, _inits) in segments.items():
         frames = ffprobe_frames(path)
         assert len(frames) == acked[s], (s, len(frames), acked[s])
         assert len({x.segment_id for x in segs}) == len(segs)
-        assert [x.sequence for x in segs] == list(range(segs[0].sequence, segs[0].sequence + len(segs)))
+        first = segs[0].sequence
+        assert [x.sequence for x in segs] == list(range(first, first + len(segs)))
 
     # segment requests on the push stream (after it has segments)
     push_segs = segments[push][0]

@@ -1,4 +1,5 @@
-"""Every event type goes through its real Kafka topic and comes back equal, trace context included."""
+"""Every event type goes through its real Kafka topic and comes back equal, trace context
+included."""
 
 from __future__ import annotations
 

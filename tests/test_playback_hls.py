@@ -52,7 +52,7 @@ def test_live_playlist_from_a_manifest_row():
     assert tag(text, "#EXTINF") == ["2.000,"] * 4
     assert "#EXT-X-ENDLIST" not in lines
     assert "#EXT-X-ENDLIST" in render_live(dict(row, ended=True), url, init_url)
-    later = dict(reduce_segments("s", events + [seg(7), seg(8)], 4).to_row())
+    later = dict(reduce_segments("s", [*events, seg(7), seg(8)], 4).to_row())
     assert tag(render_live(later, url, init_url), "#EXT-X-DISCONTINUITY-SEQUENCE") == ["1"]
 
 

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from pipeline.events import decode
 from pipeline.ingest.bridge import Bridge
-from pipeline.kafka.topics import FRAMES as FRAMES_TOPIC
 from pipeline.ingest.problems import IngestError, problem_body
-from pipeline.kafka.producer import Ack, KafkaUnavailable
 from pipeline.ingest.push import push_handler
 from pipeline.ingest.pushwindow import PushWindow
+from pipeline.kafka.producer import Ack, KafkaUnavailable
+from pipeline.kafka.topics import FRAMES as FRAMES_TOPIC
 
 
 @st.composite

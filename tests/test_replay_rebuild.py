@@ -68,10 +68,10 @@ def _live(services, tmp_path):
     app_id, ready = f"replay-test-{uuid.uuid4().hex[:8]}", tmp_path / "ready"
     env = dict(os.environ, CAMLOG_KEYSPACE=ks, CAMLOG_IDLE_TIMEOUT_S=IDLE_S, PYTHONPATH=str(ROOT),
                CAMLOG_KAFKA=services.kafka)
-    log = open(tmp_path / "worker.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.worker_proc", app_id, str(ready)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(tmp_path / "worker.log", "ab") as log:  # the child has its own copy
+        proc = subprocess.Popen([sys.executable, "-m", "tests.worker_proc", app_id, str(ready)],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     session = connect(services, ks)
     try:
         assert _wait(lambda: ready.exists() or proc.poll() is not None, 180), "worker not ready"

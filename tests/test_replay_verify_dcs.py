@@ -25,7 +25,8 @@ def stream(services, cassandra_session):
     s, sid = cassandra_session, f"vdc-{uuid.uuid4().hex[:10]}"
     now = int(time.time() * 1_000_000)
     s.execute("INSERT INTO segments (stream_id, day, start_time, segment_id, sequence, duration_us,"
-              " sealed_time) VALUES (%s, %s, %s, 'g1', 0, 2000000, %s)", (sid, day_of(now), now, now))
+              " sealed_time) VALUES (%s, %s, %s, 'g1', 0, 2000000, %s)",
+              (sid, day_of(now), now, now))
     for part in (0, 1):
         s.execute("INSERT INTO segment_data (stream_id, segment_id, part, data, parts)"
                   " VALUES (%s, 'g1', %s, %s, 2)", (sid, part, b"moof+mdat %d" % part))

@@ -36,7 +36,8 @@ IDLE_S = 3.0
 GOP = 15
 USER, PASSWORD = "viewer", "Zq7-hunter2-pw"
 SESSION_TIMEOUT_S = 6.0
-PULL_ENV = {"CAMLOG_PULL_READ_TIMEOUT_S": "3", "CAMLOG_PULLER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S)}
+PULL_ENV = {"CAMLOG_PULL_READ_TIMEOUT_S": "3",
+            "CAMLOG_PULLER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S)}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,8 @@ def system(services, tmp_path_factory):
     group = f"camlog-worker-{prefix}"
     try:
         assert start_group_at_end(settings, group)
-        runner.start_services(worker_args=("--app-id", group, "--stream-prefix", prefix), group=group)
+        runner.start_services(worker_args=("--app-id", group, "--stream-prefix", prefix),
+                              group=group)
         yield settings, runner, prefix, logs
     finally:
         runner.stop()
@@ -112,7 +114,8 @@ def test_pulled_frames_match_what_the_camera_sent(system, tmp_path, codec):
     sid = f"{prefix}-count-{codec}"
     server = RtspServer(free_port(), "--frames", "150", "--gop", str(GOP), "--audio",
                         "--codec", codec, "--user", USER, "--password", PASSWORD).start()
-    frames0, sessions0 = end_offsets(settings, "camlog.frames"), end_offsets(settings, "camlog.sessions")
+    frames0 = end_offsets(settings, "camlog.frames")
+    sessions0 = end_offsets(settings, "camlog.sessions")
     t0 = int(time.time() * 1e6)
     pull = runner.spawn(f"pull-{sid}", "pull", "--url",
                         with_credentials(server.url, USER, PASSWORD), "--stream", sid)
@@ -141,11 +144,12 @@ def test_pulled_frames_match_what_the_camera_sent(system, tmp_path, codec):
                               int(time.time() * 1e6) + 60_000_000, tmp_path)
     assert counts == {sid: logged}
     assert len(ffprobe_frames(got[sid][1])) == logged
-    FIGURES.append(f"rtsp pull {codec}: server sent {sent} frames, {logged} pulled, stored, decoded")
+    FIGURES.append(f"rtsp pull {codec}: server sent {sent} frames, {logged} pulled, stored, "
+                   "decoded")
 
 
 def test_refused_credentials_are_retried_and_never_logged(system):
-    settings, runner, prefix, logs = system
+    _, runner, prefix, _ = system
     server = RtspServer(free_port(), "--user", USER, "--password", PASSWORD).start()
     wrong = "Wr0ng-pa55word"
     pull = runner.spawn(f"pull-{prefix}-401", "pull", "--url",

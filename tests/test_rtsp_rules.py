@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest.framing import Frame
 from pipeline.ingest.grouping import ChunkGrouper
-from pipeline.ingest.pullrules import (AccessUnits, BadCameraUrl, Timeline, backoff_delay,
-                                       check_rtsp_url, producer_time_us, redact, with_credentials)
+from pipeline.ingest.pullrules import (
+    AccessUnits,
+    BadCameraUrl,
+    Timeline,
+    backoff_delay,
+    check_rtsp_url,
+    producer_time_us,
+    redact,
+    with_credentials,
+)
 from pipeline.ingest.registry import CameraRegistry, CameraSpec
 from pipeline.telemetry.logs import redact as redact_log
 
@@ -73,7 +83,7 @@ def test_timeline_runs_only_move_forward_within_the_gap(steps):
         run.append(dts)
     runs.append(run)
     for r in runs:
-        assert all(0 < b - a <= 450000 for a, b in zip(r, r[1:]))
+        assert all(0 < b - a <= 450000 for a, b in pairwise(r))
     assert sum(map(len, runs)) == len(steps)
 
 

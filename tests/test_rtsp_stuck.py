@@ -9,8 +9,8 @@ import socket
 import threading
 
 from pipeline.ingest.bridge import Bridge
-from pipeline.kafka.producer import EventProducer
 from pipeline.ingest.rtsp import CameraPull, PullOptions
+from pipeline.kafka.producer import EventProducer
 
 OPTS = PullOptions(read_timeout_s=0.5, backoff_base_s=0.05, backoff_cap_s=0.2)
 

@@ -38,8 +38,10 @@ def test_new_field_with_default_is_compatible(schema_copy):
 
 
 @pytest.mark.parametrize("change,expect", [
-    (lambda s: s["fields"].append({"name": "firmware", "type": "string"}), "new field without a default"),
-    (lambda s: s["fields"].__setitem__(0, {"name": "stream_id", "type": "int"}), "reader int cannot read writer string"),
+    (lambda s: s["fields"].append({"name": "firmware", "type": "string"}),
+     "new field without a default"),
+    (lambda s: s["fields"].__setitem__(0, {"name": "stream_id", "type": "int"}),
+     "reader int cannot read writer string"),
     (lambda s: s["fields"][2]["type"].__setitem__("symbols", ["CONNECTED"]), "enum symbols"),
 ])
 def test_incompatible_change_fails_with_reason(schema_copy, change, expect, capsys):

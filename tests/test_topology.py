@@ -48,13 +48,18 @@ def test_topic_diff():
 
 
 def test_table_diff_adds_columns_and_never_drops():
-    spec = TableSpec("t", {"k": "text", "v": "int", "s": "bigint static"}, ("k",), (), {"default_time_to_live": 60})
-    assert "PRIMARY KEY ((k))" in table_cql("ks", spec) and "s bigint static" in table_cql("ks", spec)
+    spec = TableSpec("t", {"k": "text", "v": "int", "s": "bigint static"}, ("k",), (),
+                     {"default_time_to_live": 60})
+    cql = table_cql("ks", spec)
+    assert "PRIMARY KEY ((k))" in cql and "s bigint static" in cql
     changes = diff_table("ks", spec, {"k": "text", "extra": "int"}, {"default_time_to_live": 60})
-    assert [c for c, _ in changes][0].description == "add column v int"
-    assert [cql for _, cql in changes] == ["ALTER TABLE ks.t ADD v int", "ALTER TABLE ks.t ADD s bigint static"]
-    wrong = diff_table("ks", spec, {"k": "int", "v": "int", "s": "bigint"}, {"default_time_to_live": 0})
-    assert not wrong[0][0].applicable and "ALTER TABLE ks.t WITH default_time_to_live = 60" in [q for _, q in wrong]
+    assert changes[0][0].description == "add column v int"
+    assert [cql for _, cql in changes] == ["ALTER TABLE ks.t ADD v int",
+                                           "ALTER TABLE ks.t ADD s bigint static"]
+    wrong = diff_table("ks", spec, {"k": "int", "v": "int", "s": "bigint"},
+                       {"default_time_to_live": 0})
+    assert not wrong[0][0].applicable
+    assert "ALTER TABLE ks.t WITH default_time_to_live = 60" in [q for _, q in wrong]
 
 
 @pytest.mark.services
@@ -75,8 +80,9 @@ def test_apply_creates_everything_then_is_a_no_op(services, capsys):
         tables = {r.table_name for r in session.execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name=%s", (ks,))}
         assert {t.name for t in load_tables()} <= tables
-        rep = session.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name=%s",
-                              (ks,)).one().replication
+        rep = session.execute(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name=%s",
+            (ks,)).one().replication
         assert rep["class"].endswith("NetworkTopologyStrategy") and rep[services.region] == "1"
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
@@ -192,8 +198,9 @@ def test_apply_brings_an_existing_keyspace_to_the_declared_options(services, cap
         for name in ("segments", "segment_data"):
             r = rows[name]
             assert r.compaction["class"].endswith(".TimeWindowCompactionStrategy"), name
-            assert (r.compaction["compaction_window_unit"], r.compaction["compaction_window_size"]) \
-                == ("HOURS", str(twcs_window_hours(services.retention_days)))
+            c = r.compaction
+            window = (c["compaction_window_unit"], c["compaction_window_size"])
+            assert window == ("HOURS", str(twcs_window_hours(services.retention_days)))
             assert r.default_time_to_live == services.retention_days * 86_400
             assert r.gc_grace_seconds == 10800
         for name in ("segment_data", "init_segments"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,7 +32,7 @@ def test_buckets_within_one_day_and_across_midnight():
 def test_buckets_tile_the_range_exactly(start, length, max_seg):
     qs = plan_buckets(start, start + length, max_seg)
     assert qs[0].lo == start - max_seg and qs[-1].hi == start + length
-    for a, b in zip(qs, qs[1:]):
+    for a, b in pairwise(qs):
         assert a.hi == b.lo and b.day == a.day + 1
     assert all(day_of(q.lo) == q.day == day_of(q.hi - 1) for q in qs)
 

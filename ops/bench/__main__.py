@@ -11,8 +11,8 @@ README's Performance section beside it (``ops.bench.plots``; a run with ``--late
 ``NAME-*.png`` instead, so a partial run never replaces them), py-spy flame graphs of bridge and
 worker at the measured capacity (``flame-*.svg``, ``flames.json``), the worker shape
 comparison (``worker_split.json``) and Cassandra's CPU per camera with the declared table options
-against its defaults (``cassandra_options.json``), then prints the headline figures, each as a ratio to a
-baseline measured in the same run.
+against its defaults (``cassandra_options.json``), then prints the headline figures, each as a
+ratio to a baseline measured in the same run.
 """
 
 from __future__ import annotations
@@ -185,8 +185,10 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
     for size in [] if "capacity" in a.skip else a.sizes:
         w, h = map(int, size.split("x"))
         rate = a.bitrates.get(size, "500k")
-        bps = int(float(rate[:-1]) * {"k": 1e3, "M": 1e6}[rate[-1]]) if rate[-1] in "kM" else int(rate)
-        say(f"== raw Kafka baseline {size} @ {rate}: produce + consume for {a.baseline_seconds:.0f}s")
+        bps = (int(float(rate[:-1]) * {"k": 1e3, "M": 1e6}[rate[-1]]) if rate[-1] in "kM"
+               else int(rate))
+        say(f"== raw Kafka baseline {size} @ {rate}: produce + consume for "
+            f"{a.baseline_seconds:.0f}s")
         loop = encode_loop(0, fps=a.fps, width=w, height=h, bitrate=bps, gop_s=2)
         out["raw_kafka"][size] = raw_kafka(settings.kafka, loop, chunk, a.baseline_seconds)
         say(f"   {out['raw_kafka'][size]['media_mb_per_s']:.1f} MB/s media "
@@ -217,7 +219,9 @@ def _system(a: argparse.Namespace, settings, log_dir: Path, out: dict) -> None:
                                              "full_s": a.trial_seconds,
                                              "short_s": a.bracket_seconds, "trials": trials}
 
-            def trial(n: int, seconds: float) -> bool:
+            # size and trials bound now: the closure must not see a later iteration's values
+            def trial(n: int, seconds: float, *, size: str = size,
+                      trials: list[dict] = trials) -> bool:
                 spec = TrialSpec(n, size, seconds, a.fps, chunk_frames=chunk,
                                  bitrate=a.bitrates.get(size, "500k"), max_lag_s=a.max_lag_s,
                                  variants=1)  # one pattern: camera start-up in seconds
@@ -313,8 +317,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    res: dict = {"stamp": stamp, "command": " ".join([Path(sys.executable).name, "-m", "ops.bench",
-                                                      *(argv if argv is not None else sys.argv[1:])]),
+    given = argv if argv is not None else sys.argv[1:]
+    res: dict = {"stamp": stamp,
+                 "command": " ".join([Path(sys.executable).name, "-m", "ops.bench", *given]),
                  "parameters": {k: (sorted(v) if isinstance(v, set) else v)
                                 for k, v in vars(a).items()},
                  "machine": describe(settings),

@@ -100,6 +100,7 @@ def raw_kafka(bootstrap: str, loop, chunk_frames: int, seconds: float,
             consumer.join(10)
         admin.delete_topics([topic])
     return {"topic_partitions": partitions, "chunk_frames": chunk_frames, "seconds": elapsed,
-            "messages": got["msgs"], "sent": sent, "media_mb_per_s": got["bytes"] * media_share / elapsed / 1e6,
+            "messages": got["msgs"], "sent": sent,
+            "media_mb_per_s": got["bytes"] * media_share / elapsed / 1e6,
             "wire_mb_per_s": got["bytes"] / elapsed / 1e6,
             "avg_payload_bytes": sum(len(v) for v in values) / len(values)}

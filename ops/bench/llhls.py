@@ -179,7 +179,8 @@ def player_latency_run(system: BenchSystem, spec: TrialSpec, report: Report,
     blocking = 0
     with sync_playwright() as pw:
         chrome = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"])
+            "--headless", "--no-sandbox", "--disable-gpu",
+            "--autoplay-policy=no-user-gesture-required"])
         try:
             page = chrome.new_page()
             reqs: list[str] = []

@@ -82,7 +82,7 @@ def render(res: dict, out_dir: Path, prefix: str = "") -> list[str]:
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 7))
     rate = stored_rate(lat.get("stored") or [], max(1.0, target_s))
     if rate:
-        a1.plot(*zip(*rate), drawstyle="steps-post")
+        a1.plot(*zip(*rate, strict=True), drawstyle="steps-post")
     a1.set(title=f"whole system: MB/s stored, {target_s:g} s bins "
                  f"({lat.get('cameras', '?')} cameras)", xlabel="s", ylabel="MB/s")
     for size, c in cap.items():
@@ -90,7 +90,7 @@ def render(res: dict, out_dir: Path, prefix: str = "") -> list[str]:
             pts = [(s["t"], s["acked_per_s"]) for s in t.get("samples", [])
                    if s["acked_per_s"] and s.get("fleet", True)]
             if pts:
-                a2.plot(*zip(*pts), label=f"{size} n={t['cameras']} "
+                a2.plot(*zip(*pts, strict=True), label=f"{size} n={t['cameras']} "
                         f"{'pass' if t['passed'] else 'fail'}", alpha=0.8)
     a2.set(title="capacity trials: acknowledged frames/s", xlabel="s", ylabel="frames/s")
     if a2.lines:
@@ -113,7 +113,7 @@ def render(res: dict, out_dir: Path, prefix: str = "") -> list[str]:
             p = [(s["t"], s["lag_s"]) for s in t.get("samples", [])
                  if s["lag_s"] is not None and s.get("fleet", True)]
             if p:
-                b2.plot(*zip(*p), label=f"{size} n={t['cameras']}", alpha=0.8)
+                b2.plot(*zip(*p, strict=True), label=f"{size} n={t['cameras']}", alpha=0.8)
     b2.set(title="capacity trials: worker lag (age of the oldest uncommitted frame chunk)",
            xlabel="s", ylabel="s")
     if b2.lines:
@@ -136,7 +136,7 @@ def render(res: dict, out_dir: Path, prefix: str = "") -> list[str]:
     points = capacity_points(res)
     fig, axes = plt.subplots(1, max(1, len(points)), figsize=(6 * max(1, len(points)), 4.5),
                              squeeze=False)
-    for ax, (size, trials) in zip(axes[0], points.items()):
+    for ax, (size, trials) in zip(axes[0], points.items(), strict=False):
         c = cap[size]
         full_s = max((sec for _, sec, _ in trials), default=0)
         if c.get("capacity") and c.get("upper"):
@@ -166,7 +166,7 @@ def render(res: dict, out_dir: Path, prefix: str = "") -> list[str]:
         for p in procs:
             vals = [r["cpu_pct"].get(p, 0.0) for r in rs]
             top.bar(range(len(rs)), vals, bottom=bottom, label=p, color=colors[p])
-            bottom = [b + v for b, v in zip(bottom, vals)]
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         top.axhline(100 * (res.get("machine", {}).get("cores_logical") or 2), color="k", ls=":",
                     lw=1, label="all cores")
         top.set_xticks(range(len(rs)), labels, fontsize=7)
@@ -177,7 +177,7 @@ def render(res: dict, out_dir: Path, prefix: str = "") -> list[str]:
             xs = [(r["cameras"], r["cpu_pct"][p] / r["cameras"]) for r in rs
                   if p in r["cpu_pct"] and r["cameras"]]
             if xs:
-                per_cam.plot(*zip(*xs), marker="o", label=p, color=colors[p])
+                per_cam.plot(*zip(*xs, strict=True), marker="o", label=p, color=colors[p])
         per_cam.set_xscale("log", base=2)
         per_cam.set(title=f"{size}: CPU % per camera", xlabel="cameras",
                     ylabel="% of one core per camera")
@@ -187,7 +187,8 @@ def render(res: dict, out_dir: Path, prefix: str = "") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ops.bench.plots", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ops.bench.plots",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("result", type=Path, help="a result JSON (ops/bench/results/latest.json)")
     ap.add_argument("--out", type=Path, help="directory for the PNGs (default: beside the JSON)")
     ap.add_argument("--prefix", default="", help="prefix of each file name")

@@ -98,7 +98,8 @@ def figures(res: dict, target_s: float) -> list[dict]:
             r = x.get("rps_ratio")
             rows.append(_row(f"serving efficiency ({kind})", x["camlog"]["rps"],
                              x["nginx"]["rps"], "req/s", ">= 0.5", r,
-                             None if r is None else r >= 0.5, "camlog playback ÷ nginx, same bytes"))
+                             None if r is None else r >= 0.5,
+                             "camlog playback ÷ nginx, same bytes"))
     ing = res.get("ingest", {})
     if "ratio_bridge_to_raw" in ing:
         rows.append(_row("(info) bridge saturated ÷ raw produce", ing["bridge_sustained_mb_per_s"],
@@ -106,7 +107,8 @@ def figures(res: dict, target_s: float) -> list[dict]:
                          "ingest benchmark, bridge only"))
     seg = res.get("segmenter", {})
     if "cpu_ratio_vs_ffmpeg" in seg:
-        rows.append(_row("(info) segmenter CPU ÷ ffmpeg remux", seg["segmenter"]["cpu_s_per_media_s"],
+        rows.append(_row("(info) segmenter CPU ÷ ffmpeg remux",
+                         seg["segmenter"]["cpu_s_per_media_s"],
                          seg["ffmpeg"]["cpu_s_per_media_s"], "CPU s/media s", "-",
                          seg["cpu_ratio_vs_ffmpeg"], None, "segmenter benchmark (lower is better)"))
     cass = res.get("cassandra_options", {})
@@ -136,7 +138,7 @@ def table(rows: list[dict]) -> str:
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
 
     def line(cells: list) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))
 
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
 

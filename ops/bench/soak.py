@@ -83,7 +83,8 @@ def parse_histogram(text: str, prefix: str = _ACK) -> dict | None:
 def ack_quantiles(prev: Mapping | None, cur: Mapping | None,
                   qs: Sequence[float] = (0.5, 0.99)) -> dict[str, float | None]:
     """Mean and quantiles of what was observed between two scrapes (bucket interpolation)."""
-    out: dict[str, float | None] = {"n": 0, "mean_ms": None, **{f"p{q * 100:g}_ms": None for q in qs}}
+    out: dict[str, float | None] = {"n": 0, "mean_ms": None,
+                                    **{f"p{q * 100:g}_ms": None for q in qs}}
     if not cur:
         return out
     before = dict(prev["buckets"]) if prev else {}
@@ -239,7 +240,7 @@ def plot(res: dict, path: Path) -> None:
     names = sorted({n for s in pts for n in s["rss_mb"]})
     for n in names:
         xs = [(s["t"] / 60, s["rss_mb"][n]) for s in pts if n in s["rss_mb"]]
-        a1.plot(*zip(*xs), label=n, ls="-" if n in JUDGED else ":")
+        a1.plot(*zip(*xs, strict=True), label=n, ls="-" if n in JUDGED else ":")
     v = res.get("verdict", {})
     if v.get("warm_s") is not None:
         a1.axvline(v["warm_s"] / 60, color="k", ls="--", lw=0.8)
@@ -251,12 +252,12 @@ def plot(res: dict, path: Path) -> None:
         a1.legend(fontsize=7, ncol=3)
     lag = [(s["t"] / 60, s["lag_s"]) for s in pts if s["lag_s"] is not None]
     if lag:
-        a2.plot(*zip(*lag))
+        a2.plot(*zip(*lag, strict=True))
     a2.set(title="worker consumer lag (age of the oldest uncommitted frame chunk)", ylabel="s")
     for key, style in (("p50_ms", "-"), ("p99_ms", "--"), ("mean_ms", ":")):
         xs = [(s["t"] / 60, s["ack"][key]) for s in pts if s["ack"].get(key) is not None]
         if xs:
-            a3.plot(*zip(*xs), ls=style, label=key.removesuffix("_ms"))
+            a3.plot(*zip(*xs, strict=True), ls=style, label=key.removesuffix("_ms"))
     a3.set(title="bridge ack latency per interval (request received to Kafka ack)",
            xlabel="minutes", ylabel="ms")
     if a3.lines:
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     try:
         _run(a, settings, res, say)
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - keep what was sampled
+    except (Exception, KeyboardInterrupt) as exc:  # keep what was sampled
         res["error"] = f"{type(exc).__name__}: {exc}"
         say(f"soak stopped early: {res['error']}")
     fleet = [s for s in res.get("samples", []) if s["fleet"]]
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / "soak.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     try:
         plot(res, a.out / "soak.png")
-    except Exception as exc:  # noqa: BLE001 - the JSON is the result; a plot is a view of it
+    except Exception as exc:  # the JSON is the result; a plot is a view of it
         say(f"no plot: {type(exc).__name__}: {exc}")
     v = res["verdict"]
     print(f"RSS growth from {v['warm_s'] / 60:.1f} min to the end (limit {LIMIT:.0%}):")

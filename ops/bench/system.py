@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -284,7 +285,8 @@ class BenchSystem:
         last, last_change, rows = -1, t0, []
         time.sleep(self.idle_timeout_s + 1)  # the last segment of each stream seals on idle
         while time.monotonic() - t0 < timeout:
-            rows = stored_segments(self.settings, streams, start_us, int(time.time() * 1e6) + 60_000_000)
+            rows = stored_segments(self.settings, streams, start_us,
+                                   int(time.time() * 1e6) + 60_000_000)
             frames = sum(r.frame_count for r in rows)
             if frames >= acked:
                 break
@@ -302,10 +304,8 @@ def camera_summary(log: str) -> dict:
     out: dict = {}
     for line in log.splitlines():
         if line.startswith("done: "):
-            try:
+            with contextlib.suppress(ValueError, SyntaxError):
                 out.update(ast.literal_eval(line[6:]))
-            except (ValueError, SyntaxError):
-                pass
     return out
 
 

@@ -9,14 +9,15 @@ with the place it comes from; every line of a plan says where its inputs came fr
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import CliError
 from pipeline.topology.spec import twcs_window_hours
 
-__all__ = ["Fleet", "Figures", "Line", "Plan", "Resolution", "figures_from", "parse_mix", "plan"]
+__all__ = ["Figures", "Fleet", "Line", "Plan", "Resolution", "figures_from", "parse_mix", "plan"]
 
 # --- Assumptions that are not in the results files ------------------------------------------
 # Run every measured capacity at half: `make soak` runs at half the measured capacity and the

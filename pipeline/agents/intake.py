@@ -16,11 +16,11 @@ from opentelemetry.context import Context
 
 from pipeline.agents.supervise import KAFKA_TRANSIENT
 from pipeline.events import EVENTS, DecodeError, decode_any, encode
+from pipeline.kafka import topics
 from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
 from pipeline.telemetry import extract_context
 from pipeline.views.checks import problem
-from pipeline.kafka import topics
 
 __all__ = ["Send", "dead_letter", "ours", "record_of", "stored", "trace_links"]
 

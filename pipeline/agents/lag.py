@@ -41,7 +41,7 @@ class LagClock:
         for key, (offset, at) in list(self._read.items()):
             try:
                 hw = self.highwater(key[1])
-            except Exception:  # noqa: BLE001 - not assigned here any more: its new owner reports
+            except Exception:  # not assigned here any more: its new owner reports
                 self._read.pop(key, None)
                 continue
             out[key] = max(0.0, now - at) if hw is not None and hw > offset + 1 else 0.0

@@ -12,11 +12,11 @@ stream's newest segment row and rebuilds the same segments with the same ids.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
-
 
 from pipeline.agents.acks import AckBook
 from pipeline.agents.intake import dead_letter, ours, stored, trace_links
@@ -399,7 +399,7 @@ class Segmenter:
             init = await self._init(cut.stream_id, cut.config, cut.ingest_start)
             sizes = [await self._part_size(work, p) for p in cut.parts]
             parts = [[p.end_time - p.start_time, int(p.independent), n]
-                     for p, n in zip(cut.parts, sizes)]
+                     for p, n in zip(cut.parts, sizes, strict=True)]
             scale = init.timescale
             src = cut.config.timescale
             row = SegmentRow(
@@ -484,10 +484,8 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time,
             last = {d.tp: d.offset for d in batch}
             lag = {}
             for tp, offset in last.items():
-                try:
+                with contextlib.suppress(Exception):  # highwater unknown right after assignment
                     lag[tp] = app.consumer.highwater(tp) - offset - 1
-                except Exception:  # noqa: BLE001 - highwater unknown right after assignment
-                    pass
             await seg.handle_batch(batch, lag)
             clock.read("segmenter", events)
 

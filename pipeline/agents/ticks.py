@@ -127,7 +127,7 @@ def drive_ticks(app: Any, worker: Ticking, where: str,
             return
         try:
             await worker.tick()
-        except Exception as exc:  # noqa: BLE001 - a timer that raises silently stops ticking
+        except Exception as exc:  # a timer that raises silently stops ticking
             worker.fail(exc, where)
 
     tick.__name__ = tick.__qualname__ = f"{where.replace('.', '_')}_tick"

@@ -14,6 +14,7 @@ any other error is unrecoverable and ``fatal`` (``supervise.stop_worker``) ends 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,12 +27,12 @@ from pipeline.agents.supervise import Fatal, stop_worker
 from pipeline.agents.ticks import Viewing, drive_ticks
 from pipeline.config import Settings
 from pipeline.events import DecodeError
+from pipeline.kafka import topics
 from pipeline.store.views import ViewStore
 from pipeline.telemetry import extract_context, get_logger, get_meter, get_tracer
 from pipeline.views import device_state as ds
 from pipeline.views.manifest import ManifestState, apply_segment, ended_from_session
 from pipeline.views.stats import StatsBook, hit_of
-from pipeline.kafka import topics
 
 __all__ = ["AGENTS", "HITS_TABLE", "ViewAgent", "ViewWorker", "register"]
 
@@ -277,7 +278,7 @@ class ViewWorker:
                 if off is not None:
                     cols, ts = ds.columns(off, "offline")
                     await self._write("device_state",
-                                      lambda: self.store.write_device(sid, cols, ts))
+                                      functools.partial(self.store.write_device, sid, cols, ts))
             if not paging:
                 break
         self.fleet = fleet

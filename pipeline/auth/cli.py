@@ -22,7 +22,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         sp = sub.add_parser(kind, help=help_, description=help_)
         sp.add_argument("--stream", action="append", required=True, metavar="ID",
                         help="stream id or prefix ending in '*' (repeatable)")
-        sp.add_argument("--ttl", default=ttl, help=f"lifetime, e.g. 90s, 15m, 1h, 30d (default {ttl})")
+        sp.add_argument("--ttl", default=ttl,
+                        help=f"lifetime, e.g. 90s, 15m, 1h, 30d (default {ttl})")
         sp.set_defaults(func=_handle)
     kg = sub.add_parser("keygen", help="make a new current viewer key (P-256) in the state dir",
                         description="make a new viewer-token key; older keys keep verifying")
@@ -35,8 +36,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _handle(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.auth.keys import viewer_keys
     from pipeline.auth.tokens import issue, parse_ttl
-    from pipeline.config import ensure_dev_secret
     from pipeline.auth.viewer import issue as issue_viewer
+    from pipeline.config import ensure_dev_secret
 
     try:
         ttl = parse_ttl(args.ttl)

@@ -26,7 +26,8 @@ ALGORITHM = "ES256"
 
 
 def issue(keys: ViewerKeys, scopes: Iterable[str], ttl_s: float, now: float) -> str:
-    """A viewer JWT for ``scopes``, valid from ``now`` for ``ttl_s`` s, signed by the current key."""
+    """A viewer JWT for ``scopes``, valid from ``now`` for ``ttl_s`` s, signed by the current
+    key."""
     if keys.private is None:
         raise ValueError("this process holds no private viewer key (public keys only)")
     scp = checked_grant(scopes, ttl_s)

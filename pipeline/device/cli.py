@@ -88,7 +88,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
                                      timeout=aiohttp.ClientTimeout(total=30)) as session:
         cams = []
         for i, name in enumerate(names):
-            token = args.token or issue(settings.require_keys(), None, "device", [name], 86400, time.time())
+            token = args.token or issue(settings.require_keys(), None, "device", [name], 86400,
+                                        time.time())
             up = ChunkUploader(session, bridges, name, token, chunk_frames=chunk_frames,
                                part_target_s=settings.part_target_s,
                                first_seq=seq0, failover_s=settings.failover_s)

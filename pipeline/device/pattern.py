@@ -89,7 +89,8 @@ def encode_loop(variant: int, *, fps: float, width: int, height: int, bitrate: i
         vf = av.VideoFrame.from_image(_picture(variant, n, width, height, fps))
         vf = vf.reformat(format="yuv420p")
         vf.pts = int(n * 90000 / fps)
-        vf.pict_type = av.video.frame.PictureType.I if n % gop == 0 else av.video.frame.PictureType.NONE
+        vf.pict_type = (av.video.frame.PictureType.I if n % gop == 0
+                        else av.video.frame.PictureType.NONE)
         take(ctx.encode(vf))
     take(ctx.encode(None))
     return GopLoop(variant, fps, width, height, gop, tuple(frames))

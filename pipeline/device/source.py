@@ -1,4 +1,5 @@
-"""Encoded packets from anything PyAV can open (file, URL, device), as Annex-B frames for the SDK."""
+"""Encoded packets from anything PyAV can open (file, URL, device), as Annex-B frames for the
+SDK."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ _BSF = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
 
 
 def read_frames(url: str, timescale: int = 90000) -> Iterator[tuple[str, Frame]]:
-    """Yield ``(codec, frame)`` per video packet, converting MP4/MKV (AVCC) to Annex-B (blocking)."""
+    """Yield ``(codec, frame)`` per video packet, converting MP4/MKV (AVCC) to Annex-B
+    (blocking)."""
     import av
     from av.bitstream import BitStreamFilterContext
 

@@ -217,7 +217,7 @@ def cql_ready(port: int, timeout: float = 5.0, host: str = "127.0.0.1",
                                               timeout=timeout))) < peers:
             return None
         return row.release_version if row else None
-    except Exception:  # noqa: BLE001 - a probe: any failure (driver or server error) is "not yet"
+    except Exception:  # a probe: any failure (driver or server error) is "not yet"
         return None
     finally:
         cluster.shutdown()

@@ -51,10 +51,9 @@ def _port_of(address: str, default: int) -> int:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.auth.keys import ensure_dev_key
     from pipeline.config import ensure_dev_secret
     from pipeline.devstack.stack import CassandraSpec, KafkaSpec, Stack, up
-
-    from pipeline.auth.keys import ensure_dev_key
 
     ensure_dev_secret(settings)  # device tokens' dev key (without CAMLOG_SECRET), once
     if made := ensure_dev_key(settings):  # the dev viewer-token key, like the dev secret
@@ -139,9 +138,8 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.devstack.cassandra import CASSANDRA_VERSION
     from pipeline.devstack.kafka import KAFKA_VERSION
     from pipeline.devstack.maven import fetch_libs
-    from pipeline.devstack.stack import Stack
-
     from pipeline.devstack.mirror import MIRROR_VERSION
+    from pipeline.devstack.stack import Stack
 
     cache = Stack(settings.state_dir).cache
     for component, version in (("kafka", KAFKA_VERSION), ("cassandra", CASSANDRA_VERSION),

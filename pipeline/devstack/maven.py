@@ -23,7 +23,8 @@ def fetch_libs(component: str, version: str, cache_dir: Path, *,
     """Jars of ``component`` (``kafka`` or ``cassandra``) at ``version``; downloads only once."""
     libs = cache_dir.resolve() / f"{component}-{version}" / "libs"
     if shutil.which("java") is None:
-        raise CliError("`java` not found: install a Java 17 runtime (apt-get install openjdk-17-jre)")
+        raise CliError("`java` not found: install a Java 17 runtime "
+                       "(apt-get install openjdk-17-jre)")
     if (libs / _MARKER).exists():
         return libs
     pom = OPS_DIR / component / "pom.xml"

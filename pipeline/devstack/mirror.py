@@ -31,7 +31,8 @@ TOPICS = r"camlog\..*"
 
 
 def mirrored_topic(source_region: str, topic: str) -> str:
-    """The name ``topic`` of ``source_region`` has in the other region (DefaultReplicationPolicy)."""
+    """The name ``topic`` of ``source_region`` has in the other region
+    (DefaultReplicationPolicy)."""
     return f"{source_region}.{topic}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,17 @@ from pathlib import Path
 import psutil
 
 __all__ = ["PidFile", "port_open", "spawn", "stop", "wait_until"]
+
+# The detached services this process started and has not seen end, by pid. They are meant to
+# outlive spawn(): holding their Popen keeps Python from warning "subprocess ... is still
+# running" when it would be dropped, and _reap() collects the exit status of those that ended.
+_running: dict[int, subprocess.Popen] = {}
+
+
+def _reap() -> None:
+    for pid, proc in list(_running.items()):
+        if proc.poll() is not None:  # also when psutil already waited for it
+            del _running[pid]
 
 
 @dataclass(frozen=True)
@@ -60,11 +72,13 @@ def spawn(argv: Sequence[str], *, cwd: Path, log: Path, pidfile: PidFile,
           env: dict[str, str] | None = None) -> int:
     """Start ``argv`` detached (own session, output to ``log``) and record it in ``pidfile``."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    _reap()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, env={**os.environ, **(env or {})},
         )
+    _running[proc.pid] = proc
     pidfile.write(proc.pid)
     return proc.pid
 
@@ -79,18 +93,15 @@ def stop(pidfiles: Sequence[PidFile], timeout: float = 30.0) -> list[int]:
     for pf in pidfiles:
         proc = pf.process()
         if proc is not None:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGTERM)
                 procs.append(proc)
-            except psutil.NoSuchProcess:
-                pass
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=10)
+    _reap()
     for pf in pidfiles:
         pf.remove()
     return [p.pid for p in procs]

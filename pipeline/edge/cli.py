@@ -37,7 +37,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the edge arguments."""
     parser.add_argument("--addr", help="host:port to listen on (default CAMLOG_EDGE_ADDR)")
     parser.add_argument("--origin", action="append", metavar="HOST:PORT",
-                        help="playback origin (repeatable; default CAMLOG_EDGE_ORIGINS or playback)")
+                        help="playback origin "
+                             "(repeatable; default CAMLOG_EDGE_ORIGINS or playback)")
     parser.add_argument("--jwks", type=Path, help="JWKS file (default: fetched from an origin)")
     parser.add_argument("--prefix", type=Path, help="nginx prefix (default <state dir>/edge)")
     parser.add_argument("--workers", type=int, default=2, help="nginx worker processes (default 2)")

@@ -50,7 +50,8 @@ class EdgeConfig:
 
     def values(self) -> dict[str, str]:
         """The template's holes, filled."""
-        servers = "\n".join(f"        server {o} max_fails=1 fail_timeout=2s;" for o in self.origins)
+        servers = "\n".join(f"        server {o} max_fails=1 fail_timeout=2s;"
+                            for o in self.origins)
         return {
             "listen": self.listen, "prefix": str(self.prefix), "js_dir": str(self.js_dir),
             "js_module": self.js_module, "workers": str(self.workers),

@@ -21,7 +21,8 @@ def check_dir(schema_dir: Path) -> list[str]:
         reader = load_schema(path)
         for old in sorted((schema_dir / "history" / name).glob("*.avsc")):
             for reason in incompatibilities(reader, load_schema(old)):
-                problems.append(f"{path.name} cannot read data written with history/{name}/{old.name}: {reason}")
+                problems.append(f"{path.name} cannot read data written with "
+                                f"history/{name}/{old.name}: {reason}")
     for hist in sorted((schema_dir / "history").glob("*")):
         if hist.is_dir() and hist.name not in current:
             problems.append(f"history/{hist.name} has no current schema (an event was removed)")
@@ -43,7 +44,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     for p in problems:
         print(f"incompatible: {p}")
     if problems:
-        print(f"schemas check failed: {len(problems)} problem(s); add defaults or a new event instead")
+        print(f"schemas check failed: {len(problems)} problem(s); "
+              "add defaults or a new event instead")
         return 1
     print("schemas check: every schema reads all its released versions")
     return 0
@@ -52,7 +54,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 def register(parser: argparse.ArgumentParser) -> None:
     """Add ``list`` and ``check``."""
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="each schema with its topic and fingerprint").set_defaults(func=_list)
+    sub.add_parser("list", help="each schema with its topic and fingerprint").set_defaults(
+        func=_list)
     p = sub.add_parser("check", help="every schema can read data of its released versions")
     p.add_argument("--dir", help="schema folder (default: schemas/)")
     p.set_defaults(func=_check)

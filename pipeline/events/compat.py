@@ -37,7 +37,8 @@ def _inner(s: Any) -> Any:
 
 
 def incompatibilities(reader: Any, writer: Any, path: str = "") -> list[str]:
-    """Every reason data written with ``writer`` cannot be read with ``reader`` (empty = compatible)."""
+    """Every reason data written with ``writer`` cannot be read with ``reader``
+    (empty = compatible)."""
     reader, writer = _inner(reader), _inner(writer)
     rk, wk = _kind(reader), _kind(writer)
     where = path or "<root>"

@@ -21,8 +21,10 @@ __all__ = ["Bridge"]
 
 _meter = get_meter("camlog.ingest")
 _chunks = _meter.create_counter("camlog.ingest.chunks", description="chunks persisted")
-_bytes = _meter.create_counter("camlog.ingest.bytes", unit="By", description="media bytes persisted")
-_dups = _meter.create_counter("camlog.ingest.duplicates", description="retries answered from memory")
+_bytes = _meter.create_counter("camlog.ingest.bytes", unit="By",
+                               description="media bytes persisted")
+_dups = _meter.create_counter("camlog.ingest.duplicates",
+                              description="retries answered from memory")
 _ack_ms = _meter.create_histogram("camlog.ingest.ack_latency", unit="ms",
                                   description="request received to Kafka ack")
 _skew_ms = _meter.create_histogram("camlog.ingest.clock_skew", unit="ms",
@@ -73,7 +75,8 @@ class Bridge:
         if key in self._pending:  # the same seq is in flight: share its outcome
             return self._pending[key], False
         info = inspect_chunk(chunk)
-        adm = self.table.admit(stream_id, chunk.seq, chunk.codec, keyframe_first=info.keyframe_first,
+        adm = self.table.admit(stream_id, chunk.seq, chunk.codec,
+                               keyframe_first=info.keyframe_first,
                                config=info.config, width=info.width, height=info.height,
                                now=received, source=source, resumed=resumed)
         if adm.ack is not None:

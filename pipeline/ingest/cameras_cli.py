@@ -119,7 +119,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _remove(args: argparse.Namespace, settings: Settings) -> int:
     ack = remove_camera(settings, args.id)
-    print(f"camera {args.id}: removed (tombstone at {topics.CAMERAS}[{ack.partition}]@{ack.offset})")
+    print(f"camera {args.id}: removed "
+          f"(tombstone at {topics.CAMERAS}[{ack.partition}]@{ack.offset})")
     return 0
 
 

@@ -29,7 +29,8 @@ def inspect_chunk(chunk: Chunk) -> ChunkInfo:
     """Check every frame is Annex-B and read the first frame's keyframe/parameter sets (422)."""
     for i, f in enumerate(chunk.frames):
         if not f.data.startswith(_STARTS):
-            raise IngestError(422, "not_annexb", f"frame {i} does not start with an Annex-B start code")
+            raise IngestError(422, "not_annexb",
+                              f"frame {i} does not start with an Annex-B start code")
     first = chunk.frames[0]
     rap = first.keyframe and is_keyframe(chunk.codec, first.data)
     config = parameter_sets(chunk.codec, first.data)

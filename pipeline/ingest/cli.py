@@ -14,7 +14,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--addr", help="host:port to listen on (default Settings.bridge_addr)")
     parser.add_argument("--rate", type=float,
                         help="requests/s per stream, 429 above (CAMLOG_INGEST_RATE, 200)")
-    parser.add_argument("--burst", type=float, help="burst size per stream (CAMLOG_INGEST_BURST, 400)")
+    parser.add_argument("--burst", type=float,
+                        help="burst size per stream (CAMLOG_INGEST_BURST, 400)")
     parser.add_argument("--recover-s", type=float,
                         help="seconds of camlog.frames to scan at start for stream state "
                              "(CAMLOG_INGEST_RECOVER_S, 60)")

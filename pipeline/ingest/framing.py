@@ -65,7 +65,8 @@ _SEQ_MAX = (1 << 63) - 1
 
 
 class FramingError(ValueError):
-    """A chunk body that does not follow the framing; ``reason`` is a short code, str() the words."""
+    """A chunk body that does not follow the framing; ``reason`` is a short code, str() the
+    words."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
@@ -102,7 +103,8 @@ class Chunk:
 def encode_chunk(chunk: Chunk) -> bytes:
     """Serialize a chunk into the version-1 framing (the SDK's side)."""
     if chunk.codec not in _CODEC_IDS:
-        raise FramingError("unknown_codec", f"codec {chunk.codec!r} is not one of {list(_CODEC_IDS)}")
+        raise FramingError("unknown_codec",
+                           f"codec {chunk.codec!r} is not one of {list(_CODEC_IDS)}")
     if not 1 <= len(chunk.frames) <= MAX_FRAMES:
         raise FramingError("frame_count", f"a chunk holds 1..{MAX_FRAMES} frames")
     parts = [HEADER.pack(MAGIC, VERSION, _CODEC_IDS[chunk.codec], 0, chunk.seq, chunk.timescale,
@@ -122,7 +124,8 @@ def parse_chunk(body: bytes, max_bytes: int = 1 << 20) -> Chunk:
         raise FramingError("truncated", f"{n} bytes is shorter than the {HEADER.size}-byte header")
     magic, version, codec_id, flags, seq, timescale, producer_time, count = HEADER.unpack_from(body)
     if magic != MAGIC:
-        raise FramingError("bad_magic", f"not a camlog chunk (magic {magic.hex()} != {MAGIC.hex()})")
+        raise FramingError("bad_magic",
+                           f"not a camlog chunk (magic {magic.hex()} != {MAGIC.hex()})")
     if version != VERSION:
         raise FramingError("bad_version", f"framing version {version} is not supported (want 1)")
     if codec_id not in CODECS:

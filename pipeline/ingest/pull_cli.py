@@ -1,4 +1,5 @@
-"""``camlog pull`` (one camera in the foreground) and ``camlog puller`` (a consumer-group member)."""
+"""``camlog pull`` (one camera in the foreground) and ``camlog puller`` (a consumer-group
+member)."""
 
 from __future__ import annotations
 

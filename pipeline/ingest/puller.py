@@ -174,7 +174,7 @@ class Puller:
         """Consumer thread; a failure is kept for ``run`` to raise (after stopping every pull)."""
         try:
             self._consume_until_stopped()
-        except BaseException as exc:  # noqa: BLE001 - re-raised by run()
+        except BaseException as exc:  # re-raised by run()
             self._failure = exc
 
     def _consume_until_stopped(self) -> None:

@@ -4,11 +4,11 @@ The request body feeds a bounded queue read by a demux thread through a file-lik
 temp files); its video access units are grouped into part-sized chunks by the SDK's rule
 (``grouping.ChunkGrouper``: a keyframe starts a chunk, a chunk closes as soon as one more frame
 would pass the part target, and whatever is open when the body pauses for a tick or ends), then
-submitted in order through the same path as SDK chunks. Frames before the first keyframe are skipped and counted; the end of
-the body ends the session. Seqs start at the bridge clock in µs (so they keep increasing across
-pushes and restarts); timestamps are rescaled to 90 kHz; a pushing encoder has no device clock
-in the request, so ``producer_time`` is the bridge's arrival time of the first keyframe plus
-the pts elapsed since it.
+submitted in order through the same path as SDK chunks. Frames before the first keyframe are
+skipped and counted; the end of the body ends the session. Seqs start at the bridge clock in µs
+(so they keep increasing across pushes and restarts); timestamps are rescaled to 90 kHz; a
+pushing encoder has no device clock in the request, so ``producer_time`` is the bridge's arrival
+time of the first keyframe plus the pts elapsed since it.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _demux(feed: BodyFeed, emit: Any) -> None:
                     return
     except IngestError as exc:
         emit(exc)
-    except Exception as exc:  # noqa: BLE001 - PyAV/FFmpeg errors on garbage input end the push
+    except Exception as exc:  # PyAV/FFmpeg errors on garbage input end the push
         if not feed.stop.is_set():
             emit(IngestError(400, "bad_stream", f"MPEG-TS could not be demuxed: {exc}"))
     emit(None)

@@ -42,8 +42,8 @@ def recover(bootstrap: str, window_s: float, now: float, topic: str = topics.FRA
         starts = consumer.offsets_for_times(wanted, timeout=timeout)
         assign, remaining = [], set()
         for tp in starts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition),
-                                                       timeout=timeout)
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition),
+                                                        timeout=timeout)
             start = tp.offset if tp.offset >= 0 else high
             if start < high:
                 assign.append(TopicPartition(topic, tp.partition, start))

@@ -1,4 +1,5 @@
-"""Pull one RTSP camera forever: PyAV reads, the bridge's durable path produces, reconnects back off.
+"""Pull one RTSP camera forever: PyAV reads, the bridge's durable path produces, reconnects back
+off.
 
 One connection is a blocking PyAV reader in a thread (FFmpeg's RTSP client, TCP interleaved or
 UDP) that hands packets to the event loop through a bounded hand-off. PyAV's own read timeout
@@ -25,8 +26,14 @@ from pipeline.ingest.bridge import Bridge
 from pipeline.ingest.framing import Chunk, Frame
 from pipeline.ingest.grouping import ChunkGrouper
 from pipeline.ingest.problems import IngestError
-from pipeline.ingest.pullrules import (AccessUnits, Timeline, backoff_delay, check_rtsp_url,
-                                       producer_time_us, redact)
+from pipeline.ingest.pullrules import (
+    AccessUnits,
+    Timeline,
+    backoff_delay,
+    check_rtsp_url,
+    producer_time_us,
+    redact,
+)
 from pipeline.media.annexb import parameter_sets
 from pipeline.telemetry import get_logger, get_meter
 
@@ -40,7 +47,8 @@ _MAX_FRAME = 1 << 20  # largest access unit, as the bridge's chunk body limit
 _STARTS = (b"\x00\x00\x01", b"\x00\x00\x00\x01")
 _log = get_logger("camlog.pull")
 _meter = get_meter("camlog.pull")
-_connects = _meter.create_counter("camlog.pull.connections", description="RTSP connections by outcome")
+_connects = _meter.create_counter("camlog.pull.connections",
+                                  description="RTSP connections by outcome")
 _frames = _meter.create_counter("camlog.pull.frames", description="video frames produced")
 _audio = _meter.create_counter("camlog.pull.audio_packets", description="audio packets skipped")
 _breaks = _meter.create_counter("camlog.pull.discontinuities",
@@ -138,7 +146,7 @@ class _Reader:
                 self._emit(("end", "end of stream"))
         except _Ended as exc:
             self._emit(("end", str(exc)))
-        except Exception as exc:  # noqa: BLE001 - every FFmpeg/OS failure ends this connection
+        except Exception as exc:  # every FFmpeg/OS failure ends this connection
             self._emit(("end", _describe(exc, self.url)))
 
 

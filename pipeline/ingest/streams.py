@@ -134,8 +134,8 @@ class StreamTable:
             elif config is not None and (config != st.config or codec != st.codec):
                 old = f"{st.codec} {st.width}x{st.height}"
                 st.codec, st.config, st.width, st.height = codec, config, width, height
-                events.append(self._session_event(st, "CONFIG_CHANGED", now, "parameter sets changed",
-                                                  previous=old))
+                events.append(self._session_event(st, "CONFIG_CHANGED", now,
+                                                  "parameter sets changed", previous=old))
                 attach = config
         gap = 0 if st.last_seq is None else seq - st.last_seq - 1
         st.last_seq, st.last_seen = seq, now

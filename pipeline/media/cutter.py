@@ -41,7 +41,8 @@ class Cutter:
     """Cuts one stream's frame chunks into segments; no I/O, clock injected."""
 
     def __init__(self, stream_id: str, *, target_s: float = 2.0, max_s: float = 6.0,
-                 part_target_s: float = 0.5, gap_s: float = 2.0, idle_s: float = 10.0, reorder_window: int = 8,
+                 part_target_s: float = 0.5, gap_s: float = 2.0, idle_s: float = 10.0,
+                 reorder_window: int = 8,
                  reorder_wait_s: float = 2.0, now: Callable[[], float] | None = None,
                  snapshot: Mapping[str, Any] | None = None):
         self.stream_id = stream_id
@@ -81,7 +82,7 @@ class Cutter:
         self.last_feed = now
         step = Step()
         seq = chunk["seq"]
-        if self.last_seq is not None and seq <= self.last_seq or seq in self.held:
+        if (self.last_seq is not None and seq <= self.last_seq) or seq in self.held:
             if seq in self.skipped:
                 step.rejected.append((seq, (f"late chunk: seq {seq} arrived after the segmenter "
                                             f"moved past it (now at {self.last_seq})")))

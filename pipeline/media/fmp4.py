@@ -151,7 +151,7 @@ def render_part(part: PartCut, init: InitSegment) -> bytes:
         return t if init.timescale == src else t * init.timescale // src
 
     samples, t = [], part.decode_time
-    for f, d in zip(part.frames, part.durations):
+    for f, d in zip(part.frames, part.durations, strict=True):
         samples.append(Sample(f.data, scale(t + d) - scale(t), scale(f.pts - f.dts), f.keyframe))
         t += d
     return build_media_segment((part.sequence + 1) * PARTS_PER_SEGMENT + part.index,

@@ -159,9 +159,9 @@ class Step:
     """What one call into the cutter produced.
 
     ``parts`` are to be stored and announced in order, before ``segments`` (which they compose,
-    possibly with parts of earlier steps) are sealed in order; ``rejected`` are ``(chunk seq, reason)`` pairs for the
-    dead-letter queue; once the segments are stored, every chunk with seq ``<= settled_through``
-    is fully handled and its Kafka offset may be released.
+    possibly with parts of earlier steps) are sealed in order; ``rejected`` are
+    ``(chunk seq, reason)`` pairs for the dead-letter queue; once the segments are stored, every
+    chunk with seq ``<= settled_through`` is fully handled and its Kafka offset may be released.
     """
 
     parts: list[PartCut] = field(default_factory=list)

@@ -73,7 +73,8 @@ async def _bridge_views(ctx: Context, ids: list[str]) -> dict[str, BridgeView | 
 
 def _with_state(ctx: Context, rows: list[tuple[str, dict[str, Any] | None]],
                 views: dict[str, BridgeView | None] | None) -> list[dict[str, Any]]:
-    """``stream_json`` of (id, device_state row or None) pairs, classified with the bridge's view."""
+    """``stream_json`` of (id, device_state row or None) pairs, classified with the bridge's
+    view."""
     now_us = int(ctx.now() * 1_000_000)
     idle_us = int(ctx.idle_timeout_s * 1_000_000)
     slack_us = default_slack_us(ctx.segment_target_s)

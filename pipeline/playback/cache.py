@@ -104,7 +104,7 @@ class ByteCache(Generic[V]):
         self._entries[key] = _Entry(value, size, expires)
         self.stats.bytes += size
         while self.stats.bytes > self.max_bytes and self._entries:
-            old, entry = self._entries.popitem(last=False)
+            _, entry = self._entries.popitem(last=False)
             self.stats.bytes -= entry.size
             self.stats.evictions += 1
         return True

@@ -34,9 +34,9 @@ def build_context(settings: Settings, cache_mb: int | None = None, max_range_s: 
     """The service's context from settings (nothing connects until the app starts); the limits
     given override ``playback_cache_mb``, ``playback_max_range_s`` and ``playback_max_clip_s``."""
     from pipeline.auth.keys import viewer_keys
-    from pipeline.playback.context import Context
     from pipeline.playback.bridgestatus import BridgeStatus
     from pipeline.playback.cache import ByteCache
+    from pipeline.playback.context import Context
     from pipeline.playback.events import EventSink
     from pipeline.playback.follow import Follower
     from pipeline.playback.llhls import LLConfig

@@ -17,6 +17,7 @@ by itself, and a failure of this loop is logged and the loop started again after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -80,10 +81,8 @@ class Follower:
         event = self._changed.get(sid)
         if event is None:
             event = self._changed[sid] = asyncio.Event()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
 
     def fold(self, value: bytes | None) -> None:
         """Apply one ``camlog.segments`` message (anything else on it is counted and skipped)."""
@@ -135,7 +134,7 @@ class Follower:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - logged; tails go stale, playback falls back
+            except Exception:  # logged; tails go stale, playback falls back
                 _log.exception("following %s failed; starting again in 2 s", self.topic)
                 self.caught_up = False
                 await asyncio.sleep(2.0)

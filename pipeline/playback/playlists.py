@@ -22,9 +22,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from pipeline.playback import llhls
 from pipeline.playback.context import CONTEXT, SERVED, TOKEN, Context
 from pipeline.playback.errors import Problem
-from pipeline.playback import llhls
 from pipeline.playback.hls import render_live, render_vod
 from pipeline.playback.params import parse_range
 from pipeline.store.cluster import StoreUnavailable

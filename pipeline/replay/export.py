@@ -65,8 +65,8 @@ def _single_type(selection: Selection) -> EventType:
 
     types = {event_type_named(n).name for n in selection.types} or {
         n for t in selection.topics for n in TOPIC_EVENTS.get(t, ())}
-    if len(types) != 1 or any(t not in TOPIC_EVENTS for t in selection.topics) \
-            and not selection.types:
+    if len(types) != 1 or (any(t not in TOPIC_EVENTS for t in selection.topics)
+                           and not selection.types):
         names = ", ".join(sorted(types)) or "none"
         raise CliError(f"an .avro export holds one event type, this selection has: {names} "
                        "(export one topic, or use .jsonl)")

@@ -68,7 +68,8 @@ def unavailable(exc: BaseException) -> BaseException:
 
 
 def connect(settings: Settings, keyspace: str | None = None, timeout: float = 10.0) -> Session:
-    """Connect to the local DC; default consistency LOCAL_QUORUM, profile ``local_one`` for cheap reads."""
+    """Connect to the local DC; default consistency LOCAL_QUORUM, profile ``local_one`` for cheap
+    reads."""
     policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.region))
     profiles = {
         EXEC_PROFILE_DEFAULT: ExecutionProfile(
@@ -155,7 +156,8 @@ async def prepare(session: Session, cql: str) -> Any:
 
 
 class Store:
-    """Base of the table stores: connects in ``start()``, prepares ``queries()``, ends in ``close()``."""
+    """Base of the table stores: connects in ``start()``, prepares ``queries()``, ends in
+    ``close()``."""
 
     def __init__(self, settings: Settings, session: Session | None = None) -> None:
         self._settings = settings
@@ -170,7 +172,8 @@ class Store:
     async def start(self) -> None:
         """Connect (a blocking driver call, run in a thread) and prepare the statements."""
         if self._session is None:
-            self._session = await asyncio.to_thread(connect, self._settings, self._settings.keyspace)
+            self._session = await asyncio.to_thread(connect, self._settings,
+                                                    self._settings.keyspace)
         for name, cql in self.queries().items():
             self._ps[name] = await prepare(self._session, cql)
 

@@ -1,4 +1,5 @@
-"""Topology as data: Kafka topics and Cassandra tables declared in ``topology/``, applied idempotently."""
+"""Topology as data: Kafka topics and Cassandra tables declared in ``topology/``, applied
+idempotently."""
 
 from pipeline.topology.spec import Change, TableSpec, TopicSpec, load_tables, load_topics
 

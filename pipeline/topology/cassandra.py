@@ -31,7 +31,8 @@ def _have_replication(session: Session, keyspace: str) -> dict[str, int] | None:
     return {k: int(v) for k, v in row.replication.items() if k != "class"}
 
 
-def _have_tables(session: Session, keyspace: str) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
+def _have_tables(session: Session,
+                 keyspace: str) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
     cols: dict[str, dict[str, str]] = {}
     for r in session.execute(
         "SELECT table_name, column_name, type FROM system_schema.columns WHERE keyspace_name = %s",
@@ -60,7 +61,8 @@ def plan_cassandra(
         plan.append((Change(f"keyspace {ks}", f"create {dict(settings.replication)}"),
                      keyspace_cql(ks, settings.replication)))
     elif have_rep != dict(settings.replication):
-        plan.append((Change(f"keyspace {ks}", f"replication {have_rep} -> {dict(settings.replication)}"),
+        plan.append((Change(f"keyspace {ks}",
+                            f"replication {have_rep} -> {dict(settings.replication)}"),
                      keyspace_cql(ks, settings.replication, "ALTER")))
     cols, opts = _have_tables(session, ks) if have_rep is not None else ({}, {})
     for spec in specs or load_tables():

@@ -23,7 +23,8 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
     changes = apply_all(settings, **_targets(args))
     for c in changes:
         print(f"changed {c}")
-    print(f"topology applied: {len(changes)} change(s)" if changes else "topology up to date: no changes")
+    print(f"topology applied: {len(changes)} change(s)" if changes
+          else "topology up to date: no changes")
     return 0
 
 
@@ -66,7 +67,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--cassandra-only", action="store_true")
         p.add_argument("--into", metavar="KEYSPACE", help="another keyspace (e.g. for a rebuild)")
         p.set_defaults(func=fn)
-    k = sub.add_parser("k8s", help="write Strimzi Kafka/KafkaTopic manifests of topology/kafka.toml")
+    k = sub.add_parser("k8s",
+                       help="write Strimzi Kafka/KafkaTopic manifests of topology/kafka.toml")
     k.add_argument("--out", type=Path, default=ROOT / "ops" / "k8s" / "generated")
     k.add_argument("--brokers", type=int, default=3, help="broker count (caps replication)")
     k.add_argument("--check", action="store_true", help="exit 1 when the files in --out differ")

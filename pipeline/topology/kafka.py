@@ -34,7 +34,8 @@ def _wait(futures: dict, what: str, timeout: float = 30.0) -> dict:
     return out
 
 
-def plan_topics(admin: AdminClient, specs: list[TopicSpec] | None = None) -> list[tuple[Change, TopicSpec]]:
+def plan_topics(admin: AdminClient,
+                specs: list[TopicSpec] | None = None) -> list[tuple[Change, TopicSpec]]:
     """The changes that would bring the cluster's topics to the declaration."""
     try:
         md = admin.list_topics(timeout=10)
@@ -45,7 +46,8 @@ def plan_topics(admin: AdminClient, specs: list[TopicSpec] | None = None) -> lis
     existing = [s.name for s in wanted if s.name in md.topics]
     configs: dict[str, dict[str, str]] = {}
     if existing:
-        res = _wait(admin.describe_configs([ConfigResource("topic", n) for n in existing]), "describe")
+        res = _wait(admin.describe_configs([ConfigResource("topic", n) for n in existing]),
+                    "describe")
         for resource, entries in res.items():
             configs[resource.name] = {k: e.value for k, e in entries.items()}
     plan = []
@@ -73,6 +75,6 @@ def apply_topics(admin: AdminClient, plan: list[tuple[Change, TopicSpec]]) -> li
             continue
         entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
                    for k, v in spec.config.items()]
-        _wait(admin.incremental_alter_configs([ConfigResource("topic", name, incremental_configs=entries)]),
-              "alter config")
+        _wait(admin.incremental_alter_configs(
+            [ConfigResource("topic", name, incremental_configs=entries)]), "alter config")
     return [c for c, _ in plan if c.applicable]

@@ -52,7 +52,8 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class Change:
-    """One difference between declaration and cluster; ``applicable`` is False for what apply won't do."""
+    """One difference between declaration and cluster; ``applicable`` is False for what apply
+    won't do."""
 
     target: str
     description: str
@@ -73,7 +74,8 @@ def load_topics(path: Path | None = None) -> list[TopicSpec]:
         out.append(TopicSpec(
             name=name,
             partitions=int(t.get("partitions", defaults.get("partitions", 1))),
-            replication_factor=int(t.get("replication_factor", defaults.get("replication_factor", 1))),
+            replication_factor=int(t.get("replication_factor",
+                                         defaults.get("replication_factor", 1))),
             config={k: str(v) for k, v in config.items()},
             doc=t.get("doc", ""),
         ))
@@ -211,7 +213,8 @@ def diff_table(
             out.append((Change(t, f"add column {name} {cql_type}"),
                         f"ALTER TABLE {keyspace}.{want.name} ADD {name} {cql_type}"))
         elif have_columns[name] != base:
-            out.append((Change(t, f"column {name} is {have_columns[name]}, declared {base}", False), None))
+            out.append((Change(t, f"column {name} is {have_columns[name]}, declared {base}",
+                               False), None))
     for key, value in want.options.items():
         if not option_matches(value, have_options.get(key)):
             out.append((Change(t, f"{key} = {_short(value)} (was {_short(have_options.get(key))})"),

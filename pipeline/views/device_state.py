@@ -172,7 +172,7 @@ def on_chunk(state: DeviceState, c: ChunkSummary) -> DeviceState | None:
         dt = (c.last_dts - c.first_dts) / c.timescale
         fps, bitrate = _rate(fps, (c.frames - 1) / dt), _rate(bitrate, c.bytes * 8 * (c.frames - 1)
                                                               / c.frames / dt)
-    samples = (state.skew_samples + (c.producer_time - c.ingest_time,))[-_SKEW_SAMPLES:]
+    samples = (*state.skew_samples, c.producer_time - c.ingest_time)[-_SKEW_SAMPLES:]
     new_session = c.session_id != state.session_id or not state.online
     return replace(
         state, online=True, session_id=c.session_id,
@@ -218,7 +218,8 @@ def on_dlq(state: DeviceState, dead: Mapping[str, Any]) -> DeviceState | None:
 
 @dataclass
 class EventClock:
-    """Event-time "now" for idle timeouts: a consumer running behind must not call live devices idle.
+    """Event-time "now" for idle timeouts: a consumer running behind must not call live devices
+    idle.
 
     It advances with the newest event seen and, between events, with the wall clock — so when
     every stream stops, devices still go offline one idle timeout after the last event was read.

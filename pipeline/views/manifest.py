@@ -153,7 +153,7 @@ def _add_disc(state: ManifestState, seq: int) -> tuple[tuple[int, ...], int, int
     i = bisect.bisect_left(seqs, seq)
     if i < len(seqs) and seqs[i] == seq:
         return seqs, folded, upto
-    seqs = seqs[:i] + (seq,) + seqs[i:]
+    seqs = (*seqs[:i], seq, *seqs[i:])
     if len(seqs) > DISC_MEMORY:
         drop = len(seqs) - DISC_MEMORY
         folded, upto, seqs = folded + drop, seqs[drop - 1], seqs[drop:]

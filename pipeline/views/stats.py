@@ -123,7 +123,7 @@ class ViewerSketch:
         zeros = self._regs.count(0)
         if raw <= 2.5 * m and zeros:
             raw = m * math.log(m / zeros)
-        return int(round(raw))
+        return round(raw)
 
 
 @dataclass(frozen=True)

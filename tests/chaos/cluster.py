@@ -7,6 +7,7 @@ with camlog's topology applied (RF 3, min.insync.replicas 2). Cassandra stays th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -216,10 +217,8 @@ class AckProbe:
 
         while not self._stop.is_set():
             for p in range(self.partitions):
-                try:
+                with contextlib.suppress(BufferError):
                     producer.produce(self.topic, b"x" * 100, partition=p, on_delivery=delivered)
-                except BufferError:
-                    pass
             producer.poll(self.interval)
         producer.flush(60)
 

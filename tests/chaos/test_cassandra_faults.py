@@ -103,7 +103,8 @@ def _run(system: ChaosSystem, devstack: DevStack, fault: str, outage_s: float) -
            playback_recovery_s=f"{recovery_s:.1f}", acked_frames=result["acked_frames"],
            stored_frames=sum(o.stored_frames for o in outcome.values()),
            logged_frames=sum(o.logged_frames for o in outcome.values()),
-           caught_up_s=f"{caught_up_s:.1f}", dropped_frames=result["dropped_frames"], live_answers=prober.seen["live"],
+           caught_up_s=f"{caught_up_s:.1f}", dropped_frames=result["dropped_frames"],
+           live_answers=prober.seen["live"],
            state_answers=prober.seen["state"], stale_live=prober.stale_live)
     assert_exactly_once(outcome, {f"{system.prefix}-cam-{i}" for i in range(1, CAMERAS + 1)})
     assert result["acked_frames"] <= sum(o.logged_frames for o in outcome.values())

@@ -20,8 +20,8 @@ KEYS = ephemeral_keys("k1")
 
 
 def _cfg(tmp_path, **kw) -> EdgeConfig:
-    s = load_settings(env={"CAMLOG_SECRET": "t=0123456789abcdef0", "CAMLOG_STATE_DIR": str(tmp_path),
-                           **kw})
+    s = load_settings(env={"CAMLOG_SECRET": "t=0123456789abcdef0",
+                           "CAMLOG_STATE_DIR": str(tmp_path), **kw})
     return edge_config(s, KEYS.jwks())
 
 

@@ -128,15 +128,14 @@ def test_bad_tokens_stop_at_the_edge(stack):
             f"http://{edge.addr}/v1/streams"]
     before = counts(stack)
     for name, (token, status, code) in _bad_tokens(keys, sid).items():
-        if name == "other stream":
-            targets = urls[:2]  # a listing filters by scope instead: the origin answers it
-        else:
-            targets = urls
+        # a listing filters by scope instead: the origin answers it
+        targets = urls[:2] if name == "other stream" else urls
         for url in targets:
             for header in (True, False):
                 got, headers, body = get(url, token, header)
                 problem = json.loads(body)
-                assert (name, got, problem["code"], problem["status"]) == (name, status, code, status)
+                assert ((name, got, problem["code"], problem["status"])
+                        == (name, status, code, status))
                 assert headers["Content-Type"] == "application/problem+json"
                 assert headers["X-Cache-Status"] == "NONE"
                 if status == 401:
@@ -153,7 +152,7 @@ def test_cache_miss_hit_for_any_viewer_and_token_per_viewer(stack):
     _, _, body = get(f"http://{edge.addr}{LIVE.format(stream_id=sid)}", alice, header=False)
     text = body.decode()
     assert f"token={alice}" in text and "__CAMLOG_TOKEN__" not in text
-    seg = [u for k, u in uris_of(text) if k == "segment"][0]
+    seg = next(u for k, u in uris_of(text) if k == "segment")
     before = counts(stack)
     s1, h1, b1 = get(f"http://{edge.addr}/v1/streams/{sid}/{seg}")  # alice's token, in the URI
     s2, h2, b2 = get(f"http://{edge.addr}/v1/streams/{sid}/{seg.split('?')[0]}", bob)
@@ -236,7 +235,7 @@ def test_stale_while_the_origins_are_down(stack):
     edge, sid, keys = stack["edge"], stack["streams"][2], stack["keys"]
     token = issue(keys, [sid], 600, time.time())
     url = f"http://{edge.addr}{LIVE.format(stream_id=sid)}"
-    status, _, fresh = get(url, token)
+    status, _, _ = get(url, token)
     assert status == 200
     for o in stack["origins"]:
         o.stop()

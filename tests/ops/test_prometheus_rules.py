@@ -6,7 +6,13 @@ import subprocess
 
 from tests.clients import require
 from tests.ops.promql import (
-    RULES, ROOT, SYNTHETIC, declared_metrics, metric_names, recorded, rule_exprs,
+    ROOT,
+    RULES,
+    SYNTHETIC,
+    declared_metrics,
+    metric_names,
+    recorded,
+    rule_exprs,
 )
 
 PROM = ROOT / "ops/prometheus"

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from pipeline.auth.keys import viewer_keys
 from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.playback.app import build_app
-from pipeline.playback.context import Context
 from pipeline.playback.cache import ByteCache
+from pipeline.playback.context import Context
 from pipeline.playback.events import EventSink
 from pipeline.playback.source import CassandraSource
 from pipeline.store.segments import SegmentStore

@@ -14,7 +14,6 @@ import re
 import signal
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -50,8 +49,9 @@ def ll(services, tmp_path_factory):
                             "--duration", str(CAMERA_S),
                             "--bridge", f"http://{settings.bridge_addr}")
         tok = issue_viewer(viewer_keys(settings), [f"{prefix}*"], 3600, time.time())
-        yield {"settings": settings, "runner": runner, "prefix": prefix, "a": settings.playback_addr,
-               "b": second, "token": tok, "cams": cams, "worker_args": worker_args, "group": group}
+        yield {"settings": settings, "runner": runner, "prefix": prefix,
+               "a": settings.playback_addr, "b": second, "token": tok, "cams": cams,
+               "worker_args": worker_args, "group": group}
     finally:
         runner.stop()
 

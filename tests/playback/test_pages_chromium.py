@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from pipeline.auth.tokens import issue
 from pipeline.auth.keys import ephemeral_keys, viewer_keys
 from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.runner import Child, worker_ready
@@ -28,12 +27,14 @@ from tests.clients import browser
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-PROBE = """() => { const v = document.getElementById('video'), b = document.getElementById('banner');
+PROBE = """() => { const v = document.getElementById('video'),
+                         b = document.getElementById('banner');
   const q = v.getVideoPlaybackQuality(), p = window.camlogPlayer;
   return {state: b.dataset.state, text: b.textContent, t: v.currentTime, frames: q.totalVideoFrames,
           errors: p.errors, probes: p.probes, playingAt: p.playingAt, restarts: p.restarts,
           waits: p.waits, marker: window.__marker || null,
-          error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent}; }"""
+          error: document.getElementById('error').hidden ? ''
+                 : document.getElementById('error').textContent}; }"""
 
 
 @pytest.fixture(scope="module")

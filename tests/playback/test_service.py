@@ -14,8 +14,8 @@ from pipeline.auth.keys import ephemeral_keys
 from pipeline.auth.tokens import issue
 from pipeline.auth.viewer import issue as issue_viewer
 from pipeline.playback.app import AccessLogger, build_app
-from pipeline.playback.context import Context
 from pipeline.playback.cache import ByteCache
+from pipeline.playback.context import Context
 from pipeline.playback.events import EventSink
 from tests.playback.memsource import MemorySource, add_stream
 
@@ -248,7 +248,7 @@ async def test_events_and_beacons(client):
     assert r.status == 202
     kinds = [e["kind"] for e in client.sink.pending()]
     assert "MANIFEST" in kinds and "BEACON" in kinds
-    beacon = [e for e in client.sink.pending() if e["kind"] == "BEACON"][0]
+    beacon = next(e for e in client.sink.pending() if e["kind"] == "BEACON")
     assert beacon["startup_ms"] == 420.5 and beacon["rebuffers"] == 2 and beacon["viewer"]
     assert t not in json.dumps(list(client.sink.pending()))
     await problem(await client.post("/v1/beacons", json={"stream_id": "cam-2"},

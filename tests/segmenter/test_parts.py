@@ -151,7 +151,7 @@ def test_timeline_drifts_by_at_most_one_estimate(chunks):
     frames = [f for c in chunks for f in c]
     worst = max([b.dts - a.dts for a, b in pairwise(frames)] + [1])
     for p in parts:
-        for f, d in zip(p.frames, p.durations):
+        for f, d in zip(p.frames, p.durations, strict=True):
             assert abs(out - (f.dts - t0)) <= worst
             out += d
 

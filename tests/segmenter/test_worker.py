@@ -137,7 +137,7 @@ def test_resolution_change_starts_new_init_and_discontinuity(worker, produce, ca
     first_b = next(r for r in rows if r.init_id == inits[1])
     assert first_b.discontinuity and first_b.width == 192 and first_b.independent
     assert not any(r.discontinuity for r in rows if r.sequence != first_b.sequence)
-    for init_id, n in zip(inits, (45, 45)):
+    for init_id, n in zip(inits, (45, 45), strict=True):
         part = [r for r in rows if r.init_id == init_id]
         pts, stream = _file(cassandra_session, sid, part, tmp_path / f"{init_id}.mp4")
         assert len(pts) == n and stream["width"] == (160 if init_id == inits[0] else 192)

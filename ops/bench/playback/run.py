@@ -154,10 +154,11 @@ def _edge(work: Path, origin: str, urls: dict[str, str], workers: int,
           env: dict[str, str]) -> tuple[subprocess.Popen, dict[str, str]]:
     """``camlog edge`` in front of the origin; the benchmark URLs rewritten to go through it."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "edge", "--addr", f"127.0.0.1:{port}", "--origin",
-         origin, "--prefix", str(work / "edge"), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(work / "edge.log", "wb"))
+    with open(work / "edge.log", "wb") as log:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "edge", "--addr", f"127.0.0.1:{port}", "--origin",
+             origin, "--prefix", str(work / "edge"), "--workers", str(workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
     _wait_ready(f"http://127.0.0.1:{port}/_edge/healthz")
     return proc, {k: u.replace(f"http://{origin}", f"http://127.0.0.1:{port}")
                   for k, u in urls.items()}
@@ -167,8 +168,9 @@ def _profile(pid: int, url: str, args: argparse.Namespace, name: str) -> str:
     """A py-spy flame graph of the origin while wrk loads ``url`` (the bench extra has py-spy)."""
     args.profile.mkdir(parents=True, exist_ok=True)
     out = args.profile / f"origin-{name}.svg"
-    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--duration",
-                            str(args.seconds), "--rate", "250", "--nonblocking", "-o", str(out)],
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                            "--pid", str(pid), "--duration", str(args.seconds), "--rate", "250",
+                            "--nonblocking", "-o", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wrk(url, args.connections, args.seconds, args.threads)
     spy.wait(args.seconds + 30)
@@ -202,17 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     settings = load_settings()
     sid = f"bench-{uuid.uuid4().hex[:8]}"
-    seg_id, init_id, seg_size = asyncio.run(_write_stream(settings, sid))
+    seg_id, _init_id, seg_size = asyncio.run(_write_stream(settings, sid))
     tok = issue_viewer(viewer_keys(settings), [sid], 3600, time.time())
     work = Path(tempfile.mkdtemp(prefix="camlog-bench-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user and must read www/
     pb_port, ng_port = _free_port(), _free_port()
     env = {**os.environ, "CAMLOG_TELEMETRY": "none", "CAMLOG_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "playback", "--addr", f"127.0.0.1:{pb_port}",
-         "--workers", str(args.workers)] + (["--no-events"] if args.no_events else []),
-        env=env, stdout=subprocess.DEVNULL,
-        stderr=open(work / "playback.log", "wb"))
+    with open(work / "playback.log", "wb") as log:  # the child has its own copy
+        server = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "playback", "--addr", f"127.0.0.1:{pb_port}",
+             "--workers", str(args.workers), *(["--no-events"] if args.no_events else [])],
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
     nginx = edge = None
     try:
         base = f"http://127.0.0.1:{pb_port}/v1/streams/{sid}"

@@ -70,7 +70,8 @@ def _child(args: argparse.Namespace) -> int:
         await asyncio.to_thread(sys.stdin.read)
         stats = [p.stats for p in host.pulls.values()]
         await host.close()
-        return {"frames": sum(s.frames for s in stats), "lost_chunks": sum(s.lost_chunks for s in stats),
+        return {"frames": sum(s.frames for s in stats),
+                "lost_chunks": sum(s.lost_chunks for s in stats),
                 "reconnects": sum(max(0, s.connections - 1) for s in stats)}
 
     print(json.dumps(asyncio.run(go())))

@@ -99,7 +99,7 @@ def _records(prefix: str, cameras: int, frames: tuple, cfg: bytes, t0: int,
 def backlog(settings, cameras: int, seconds: int, frames, cfg, prefix: str, log: Path) -> dict:
     group = fresh_group(settings.kafka)
     per_cam = _records(prefix, cameras, frames, cfg, int(time.time() * 1e6))
-    interleaved = [r for group_ in zip(*per_cam) for r in group_]
+    interleaved = [r for group_ in zip(*per_cam, strict=True) for r in group_]
     worker = WorkerProcess(group, log, prefix, CAMLOG_IDLE_TIMEOUT_S="1",
                            CAMLOG_TELEMETRY="none").start()
     proc = psutil.Process(worker.proc.pid)
