@@ -203,13 +203,13 @@ def cql_ready(port: int, timeout: float = 5.0, host: str = "127.0.0.1",
     """
     import logging
 
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    only_this = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]))
     cluster = Cluster([host], port=port, connect_timeout=timeout,
-                      load_balancing_policy=WhiteListRoundRobinPolicy([host]),
-                      protocol_version=5)
+                      execution_profiles={EXEC_PROFILE_DEFAULT: only_this}, protocol_version=5)
     try:
         session = cluster.connect()
         row = session.execute("SELECT release_version FROM system.local", timeout=timeout).one()

@@ -31,8 +31,9 @@ GROUP = "camlog-drill"
 
 async def test_region_outage_drill(two_regions, settings, tmp_path: Path):
     names = ["dc1", "dc2"]
-    base = ensure_dev_secret(settings.replace(state_dir=two_regions.state_dir))
-    ensure_dev_key(base)  # the regions' state folder is a fresh one: its dev keys
+    # the regions' state folder is a fresh one, with dev keys of its own (made by dev up)
+    base = ensure_dev_secret(settings.replace(state_dir=two_regions.state_dir, keys={}))
+    ensure_dev_key(base)
     per = region_settings(base, names)
     runners = {}
     try:
