@@ -56,9 +56,10 @@ async def test_region_outage_drill(two_regions, settings, tmp_path: Path):
         assert f["viewer_longest_gap_s"] < 20
         # One recording from either region: every acknowledged frame decodes once.
         token = viewer_token(viewer_keys(per["dc2"]), [res.stream_id], 600, time.time())
+        end = time.time() - 13  # past the last frame by more than 6 target durations: ended
         for rs in per.values():
             vod = (f"http://{rs.playback_addr}/v1/streams/{res.stream_id}/vod.m3u8"
-                   f"?start={time.time() - 600:.0f}&token={token}")
+                   f"?start={end - 600:.0f}&end={end:.0f}&token={token}")
             assert len(ffprobe_frames(vod)) == f["acked_frames"], rs.region
     finally:
         for runner in runners.values():
