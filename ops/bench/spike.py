@@ -193,8 +193,6 @@ def _plot(res: dict, path: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ops.bench.report import _save
-
     s, window = res["samples"], res["window_s"]
     t = [x["t"] for x in s]
     fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True)
@@ -222,7 +220,9 @@ def _plot(res: dict, path: Path) -> str:
             ax.axvspan(*window, color="orange", alpha=0.15)
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    return _save(fig, path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
 
 
 def write(res: dict, out_dir: Path) -> list[str]:
