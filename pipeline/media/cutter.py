@@ -17,9 +17,12 @@ Rules, in order of precedence:
 * ``tick`` seals a stream that has been quiet for ``idle_s`` (the last frame gets the previous
   frame's duration).
 
-Decode times never have holes: each segment's tfdt is the previous one's plus its duration, so the
-init plus all media segments of one configuration form one valid file. Wall-clock start times
-follow the bridge clock at every discontinuity and the media clock in between.
+Within a run decode times never have holes: each segment's tfdt is the previous one's plus its
+duration, so the init plus all media segments of one configuration form one valid file. At a
+discontinuity the next run's decode time moves on by the wall-clock silence before it, so runs
+never overlap in decode time, even when another region cut a run in between (a device that
+moved). Wall-clock start times follow the bridge clock at every discontinuity and the media
+clock in between.
 """
 
 from __future__ import annotations
@@ -284,6 +287,12 @@ class Cutter:
             tfdt = prev.decode_time + prev.ticks
         else:
             if self.dts_offset is None:  # a new run: anchor the wall clock on the bridge clock
+                if self.last_end_us and first.wall_us > self.last_end_us:
+                    # and its decode time on it too: the silence before it is time passed, so
+                    # runs never overlap in decode time (a run another region cut meanwhile,
+                    # from the same stored point, fits in between)
+                    self.decode_end += ((first.wall_us - self.last_end_us) * cfg.timescale
+                                        // _US)
                 self.anchor_tfdt = self.decode_end
                 self.anchor_us = max(first.wall_us, self.last_end_us)
             # Decode times never have holes; a drift (e.g. after an idle seal guessed the last

@@ -85,6 +85,8 @@ async def test_region_outage_drill(two_regions, settings, tmp_path: Path):
             with urllib.request.urlopen(req, timeout=30) as resp:
                 body = resp.read().decode()
             assert body.count("#EXTINF") == len(rows) and "#EXT-X-ENDLIST" in body, rs.region
+            # and an independent client plays it as one recording, move included
+            assert len(ffprobe_frames(f"{vod}&token={token}")) == f["acked_frames"], rs.region
     finally:
         for runner in runners.values():
             runner.stop()
