@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -21,25 +20,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from tests.chaos.cluster import CONTROLLER_OFFSET, free_base
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _ports() -> int:
-    for base in range(29300, 29900, 10):
-        # four of each: the last test adds a fourth broker
-        if all(_free(p) for p in (*range(base, base + 4), *range(base + 10000, base + 10004))):
-            return base
-    raise RuntimeError("no free ports for a test cluster")
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +39,10 @@ def cluster(tmp_path_factory, settings) -> Iterator[tuple[str, Path]]:
     if (cached / "libs" / ".complete").exists():  # reuse jars instead of fetching again
         (state / "cache").mkdir()
         (state / "cache" / cached.name).symlink_to(cached)
-    port = _ports()
+    port = free_base(4)  # four of each: the last test adds a fourth broker
     base = ["--state-dir", str(state)]
     rc = main([*base, "dev", "up", "--kafka-brokers", "3", "--no-cassandra", "--no-topology",
-               "--kafka-port", str(port), "--controller-port", str(port + 10000)])
+               "--kafka-port", str(port), "--controller-port", str(port + CONTROLLER_OFFSET)])
     assert rc == 0, "camlog dev up --kafka-brokers 3 failed"
     try:
         yield f"127.0.0.1:{port},127.0.0.1:{port + 1},127.0.0.1:{port + 2}", state

@@ -140,8 +140,18 @@ def test_ffmpeg_push_frame_count(services, bridge, stream_id, tmp_path):
          "-headers", f"Authorization: Bearer {token(services, stream_id)}\r\n",
          f"{bridge.url}/v1/streams/{stream_id}/ingest"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    recs = [decode("FrameChunk", m.value()) for m in read_since(services.kafka, FRAMES, since,
-                                                                stream_id)]
+    # the bridge writes the body's last chunk and the DISCONNECTED event as the request ends:
+    # read until they are there (or 15 s passed), then judge
+    deadline = time.monotonic() + 15
+    while True:
+        recs = [decode("FrameChunk", m.value())
+                for m in read_since(services.kafka, FRAMES, since, stream_id)]
+        kinds = [decode("SessionChange", m.value())["kind"]
+                 for m in read_since(services.kafka, SESSIONS, ssince, stream_id)]
+        if (sum(len(r["frames"]) for r in recs) >= expected and "DISCONNECTED" in kinds) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert sum(len(r["frames"]) for r in recs) == expected
     assert all(r["source"] == "PUSH" for r in recs) and recs[0]["frames"][0]["keyframe"]
     # access units are grouped into part-sized chunks: a keyframe starts one, none passes the
@@ -151,8 +161,6 @@ def test_ffmpeg_push_frame_count(services, bridge, stream_id, tmp_path):
         assert not any(f["keyframe"] for f in fr[1:])
         assert fr[-1]["dts"] - fr[0]["dts"] + 6000 <= services.part_target_s * 90000
     assert len(recs) <= expected / 5, [len(r["frames"]) for r in recs]
-    kinds = [decode("SessionChange", m.value())["kind"]
-             for m in read_since(services.kafka, SESSIONS, ssince, stream_id)]
     assert kinds == ["CONNECTED", "DISCONNECTED"]
 
 
@@ -298,3 +306,54 @@ async def test_push_of_garbage_or_without_token_is_refused(services, bridge, str
             js = await r.json()
             assert r.status in (400, 415) and js["problem"] in ("bad_stream", "unsupported_codec")
     assert read_since(services.kafka, FRAMES, since, stream_id) == []
+
+
+def test_recovery_survives_an_undecodable_event_while_cameras_keep_writing(services, stream_id):
+    """The recovery scan of a starting bridge skips an event that is not a chunk (it used to
+    abort, leaving every stream unrecovered) and ends while other bridges keep writing: it
+    reads each partition to its end as of the scan's start."""
+    import threading
+
+    from confluent_kafka import Producer
+
+    from pipeline.events import encode
+    from pipeline.ingest.recovery import recover
+
+    producer = Producer({"bootstrap.servers": services.kafka})
+    junk = f"{stream_id}-junk"
+    producer.produce("camlog.frames", key=junk.encode(), value=b"\x00",
+                     headers=[("camlog-seq", b"7"), ("camlog-session", b"s")])
+    stop, written = threading.Event(), [0]
+    now_us = int(time.time() * 1e6)
+    value = encode("FrameChunk", {
+        "stream_id": stream_id, "seq": 0, "session_id": "s", "source": "SDK", "codec": "H264",
+        "codec_config": None, "width": 16, "height": 16, "timescale": 90000,
+        "producer_time": now_us, "ingest_time": now_us, "gap_before": 0,
+        "frames": [{"pts": 0, "dts": 0, "keyframe": True, "data": b"\x00\x00\x01\x65"}]})
+
+    def write() -> None:  # a message every few ms, for up to a minute
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline:
+            seq = written[0]
+            producer.produce("camlog.frames", key=f"{stream_id}-{seq % 12}".encode(),
+                             value=value, headers=[("camlog-seq", str(seq).encode()),
+                                                   ("camlog-session", b"s")])
+            producer.poll(0)
+            written[0] += 1
+            time.sleep(0.002)
+        producer.flush(10)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        time.sleep(1.0)
+        states = {s.stream_id: s for s in recover(services.kafka, 60.0, time.time(),
+                                                  timeout=5.0)}
+        still_writing = writer.is_alive()
+    finally:
+        stop.set()
+        writer.join(30)
+    assert still_writing, "the scan only ended once the writes stopped"
+    assert states[junk].last_seq == 7 and states[junk].codec is None  # seqs kept, no config
+    assert sum(sid.startswith(f"{stream_id}-") for sid in states) == 13
+    assert all(states[f"{stream_id}-{n}"].codec == "H264" for n in range(12))

@@ -28,7 +28,7 @@ def recover(bootstrap: str, window_s: float, now: float, topic: str = topics.FRA
     """Blocking: scan every partition's last ``window_s`` seconds and return stream states."""
     from confluent_kafka import TopicPartition
 
-    from pipeline.events import decode
+    from pipeline.events import DecodeError, decode
 
     consumer = kafka_consumer(bootstrap, "camlog-bridge-recovery", **{
         "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "latest"})
@@ -40,18 +40,22 @@ def recover(bootstrap: str, window_s: float, now: float, topic: str = topics.FRA
         since = int((now - window_s) * 1000)
         wanted = [TopicPartition(topic, p, since) for p in md.partitions]
         starts = consumer.offsets_for_times(wanted, timeout=timeout)
-        assign, remaining = [], set()
+        assign, ends = [], {}
         for tp in starts:
             _low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition),
                                                         timeout=timeout)
             start = tp.offset if tp.offset >= 0 else high
             if start < high:
                 assign.append(TopicPartition(topic, tp.partition, start))
-                remaining.add(tp.partition)
+                ends[tp.partition] = high
         if not assign:
             return []
         consumer.assign(assign)
         last: dict[str, Any] = {}
+        # Read each partition up to its end as of now, not to an end-of-partition event: under
+        # live traffic every fetch finds new messages, so that event may never come (a bridge
+        # started beside streaming cameras waited for it forever).
+        remaining = set(ends)
         while remaining:
             msg = consumer.poll(timeout)
             if msg is None:
@@ -59,6 +63,10 @@ def recover(bootstrap: str, window_s: float, now: float, topic: str = topics.FRA
             if msg.error():
                 remaining.discard(msg.partition())
                 continue
+            if msg.offset() >= ends[msg.partition()] - 1:
+                remaining.discard(msg.partition())
+            if msg.offset() >= ends[msg.partition()]:
+                continue  # written after the scan began: the bridge sees it live
             seq = _header(msg.headers(), "camlog-seq")
             if msg.key() is None or seq is None:
                 continue
@@ -73,7 +81,10 @@ def recover(bootstrap: str, window_s: float, now: float, topic: str = topics.FRA
             st.acks[s] = {"seq": s, "status": "persisted", "partition": msg.partition(),
                           "offset": msg.offset()}
         for sid, msg in last.items():  # decode only each stream's newest chunk, for its config
-            rec = decode("FrameChunk", msg.value())
+            try:
+                rec = decode("FrameChunk", msg.value())
+            except DecodeError:  # not a chunk (the segmenter dead-letters it): seqs only
+                continue
             st = states[sid]
             st.codec, st.width, st.height = rec["codec"], rec["width"], rec["height"]
             st.source, st.connected = rec["source"], True
