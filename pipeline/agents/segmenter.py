@@ -420,7 +420,7 @@ class Segmenter:
             # The same frames may be in another region's log too (a device that moved re-sends
             # its open GOP): a segment that ends a run, opens one or follows a resume is checked
             # against a copy cut there, and the later copy is kept (``seal_segment``).
-            check = work.adopted or cut.discontinuity or cut.resume.get("planner") is None
+            check = work.adopted or cut.discontinuity or cut.ends_run
             work.adopted = False
             kept = await stored(lambda: self.store.seal_segment(
                 row, region=self.settings.region, check=check), "seal_segment")

@@ -35,7 +35,8 @@ import psutil
 
 from pipeline.config import Settings
 
-__all__ = ["DrillResult", "exactly_once", "kill_region", "region_outage", "region_services"]
+__all__ = ["DrillResult", "exactly_once", "kill_region", "region_outage", "region_services",
+           "until"]
 
 Say = Callable[[str], None]
 
@@ -138,8 +139,9 @@ def kill_region(state_dir: Path, region: str) -> list[str]:
     return killed
 
 
-async def _until(check: Callable[[], bool], limit: float, what: str | Callable[[], str]
-                 ) -> float:
+async def until(check: Callable[[], bool], what: str | Callable[[], str],
+                limit: float = 120.0) -> float:
+    """Wait (polling, 0.2 s) until ``check()``; seconds it took, or TimeoutError naming ``what``."""
     t0 = time.monotonic()
     while not check():
         if time.monotonic() - t0 > limit:
@@ -218,88 +220,95 @@ async def region_outage(per: Mapping[str, Settings], victim: str, state_dir: Pat
         acks[urls[up.bridges.current]][seq] = time.monotonic()
 
     stores = {n: SegmentStore(s) for n, s in per.items()}
-    await stores[survivor].start()
-    async with aiohttp.ClientSession() as session:
-        up = ChunkUploader(session, list(urls), sid, token, on_ack=on_ack)
-        upload = asyncio.create_task(up.run())
-        viewer = _Viewer(session, f"http://{away.playback_addr}", sid, watch)
-        viewing = asyncio.create_task(viewer.run())
-
-        async def camera() -> None:
-            n = 0
-            while True:
-                f = loop.frames[n % len(loop.frames)]
-                up.add_frame(Frame(n * 6000, n * 6000, f.keyframe, f.data))
-                n += 1
-                await asyncio.sleep(1 / 15)
-
-        cam = asyncio.create_task(camera())
-        t_start = time.time()
-        try:
-            say(f"drill {sid}: camera homed in {victim}, viewer in {survivor}")
-            await _until(lambda: len(acks[victim]) >= warm_s * 2 and len(viewer.changes) >= 2,
-                         120, lambda: f"the camera acked in {victim} ({len(acks[victim])} acks, "
-                                      f"{up.stats.statuses or 'no errors'}) and the viewer in "
-                                      f"{survivor} saw it ({viewer.statuses})")
-            t_view = time.monotonic()
-            killed = kill_region(state_dir, victim)
-            t_kill, t_kill_wall = time.monotonic(), time.time()
-            say(f"SIGKILLed {len(killed)} processes of {victim}: {', '.join(killed)}")
-            stored = await stores[survivor].segments_between(sid, int(t_start * 1e6) - 10**7,
-                                                             int(time.time() * 1e6) + 10**7)
-            in_victim = dict(acks[victim])
-            seen = {q for s in stored for q in range(s.first_chunk_seq, s.last_chunk_seq + 1)}
-            await _until(lambda: bool(acks[survivor]), 60, f"an ack from {survivor}")
-            last1 = max(in_victim.values())
-            res.figures["failover_s"] = round(min(acks[survivor].values()) - last1, 2)
-            res.figures["acked_in_victim_not_stored_at_outage"] = sum(
-                frames[q] for q in in_victim if q not in seen)
-            say(f"failover {res.figures['failover_s']} s; "
-                f"{res.figures['acked_in_victim_not_stored_at_outage']} frames acked in "
-                f"{victim} were not stored in {survivor}'s DC at the outage")
-            vod = (f"http://{away.playback_addr}/v1/streams/{sid}/vod.m3u8"
-                   f"?start={t_start:.0f}&end={t_kill_wall:.0f}")
-            async with session.get(vod, headers=viewer.headers) as r:
-                body = await r.text()
-                vod_segments = body.count("#EXTINF")
-            res.figures["vod_before_outage"] = f"{r.status} {vod_segments} segments"
-            if r.status != 200 or not vod_segments:
-                res.problems.append(f"{survivor} did not serve the VOD before the outage: "
-                                    f"{r.status} {body[:200]}")
-            await asyncio.sleep(max(0.0, outage_s - (time.monotonic() - t_kill)))
-            res.figures["viewer_longest_gap_s"] = round(
-                viewer.longest_gap(t_view, time.monotonic()), 2)
-            say(f"{survivor}'s viewer: longest gap {res.figures['viewer_longest_gap_s']} s "
-                f"(answers {viewer.statuses})")
-            t_back = time.monotonic()
-            await asyncio.to_thread(regions_up, Stack(state_dir), list(per), None,
-                                    lambda _m: None)
-            if restore_services is not None:
-                await restore_services()
-            res.figures["victim_restart_s"] = round(time.monotonic() - t_back, 1)
-            say(f"{victim}'s Kafka, Cassandra and MirrorMaker 2 back in "
-                f"{res.figures['victim_restart_s']} s")
-            n_home = len(acks[victim])
-            try:
-                took = await _until(lambda: len(acks[victim]) > n_home + 4, 120,
-                                    f"the camera went home to {victim}")
-                res.figures["home_again_s"] = round(took, 1)
-            except TimeoutError as exc:
-                res.problems.append(f"never happened: {exc}")
-        finally:
-            cam.cancel()
-            await up.close(timeout=60)
-            for t in (upload, viewing):
-                t.cancel()
-        res.figures["acked_chunks"] = len(frames)
-        res.figures["acked_frames"] = sum(frames.values())
-        res.figures["resent_frames"] = up.stats.resent_frames
-        if up.buffered or up.stats.dropped_frames or up.stats.rejected:
-            res.problems.append(f"the camera did not get everything acked: {up.buffered} "
-                                f"buffered, {up.stats.dropped_frames} dropped, "
-                                f"{up.stats.rejected} rejected")
-    await stores[victim].start()
     try:
+        await stores[survivor].start()
+        async with aiohttp.ClientSession() as session:
+            up = ChunkUploader(session, list(urls), sid, token, on_ack=on_ack)
+            upload = asyncio.create_task(up.run())
+            viewer = _Viewer(session, f"http://{away.playback_addr}", sid, watch)
+            viewing = asyncio.create_task(viewer.run())
+
+            async def camera() -> None:
+                n = 0
+                while True:
+                    f = loop.frames[n % len(loop.frames)]
+                    up.add_frame(Frame(n * 6000, n * 6000, f.keyframe, f.data))
+                    n += 1
+                    await asyncio.sleep(1 / 15)
+
+            cam = asyncio.create_task(camera())
+            t_start = time.time()
+            try:
+                say(f"drill {sid}: camera homed in {victim}, viewer in {survivor}")
+                def seen() -> str:
+                    return (f"the camera acked in {victim} ({len(acks[victim])} acks, "
+                            f"{up.stats.statuses or 'no errors'}) and the viewer in {survivor} "
+                            f"saw it ({viewer.statuses})")
+
+                await until(lambda: len(acks[victim]) >= warm_s * 2
+                            and len(viewer.changes) >= 2, seen)
+                t_view = time.monotonic()
+                killed = kill_region(state_dir, victim)
+                t_kill, t_kill_wall = time.monotonic(), time.time()
+                say(f"SIGKILLed {len(killed)} processes of {victim}: {', '.join(killed)}")
+                stored = await stores[survivor].segments_between(sid, int(t_start * 1e6) - 10**7,
+                                                                 int(time.time() * 1e6) + 10**7)
+                in_victim = dict(acks[victim])
+                seen = {q for s in stored for q in range(s.first_chunk_seq, s.last_chunk_seq + 1)}
+                await until(lambda: bool(acks[survivor]), f"an ack from {survivor}", 60)
+                last1 = max(in_victim.values())
+                res.figures["failover_s"] = round(min(acks[survivor].values()) - last1, 2)
+                res.figures["acked_in_victim_not_stored_at_outage"] = sum(
+                    frames[q] for q in in_victim if q not in seen)
+                say(f"failover {res.figures['failover_s']} s; "
+                    f"{res.figures['acked_in_victim_not_stored_at_outage']} frames acked in "
+                    f"{victim} were not stored in {survivor}'s DC at the outage")
+                vod = (f"http://{away.playback_addr}/v1/streams/{sid}/vod.m3u8"
+                       f"?start={t_start:.0f}&end={t_kill_wall:.0f}")
+                async with session.get(vod, headers=viewer.headers) as r:
+                    body = await r.text()
+                    vod_segments = body.count("#EXTINF")
+                res.figures["vod_before_outage"] = f"{r.status} {vod_segments} segments"
+                if r.status != 200 or not vod_segments:
+                    res.problems.append(f"{survivor} did not serve the VOD before the outage: "
+                                        f"{r.status} {body[:200]}")
+                await asyncio.sleep(max(0.0, outage_s - (time.monotonic() - t_kill)))
+                res.figures["viewer_longest_gap_s"] = round(
+                    viewer.longest_gap(t_view, time.monotonic()), 2)
+                say(f"{survivor}'s viewer: longest gap {res.figures['viewer_longest_gap_s']} s "
+                    f"(answers {viewer.statuses})")
+                t_back = time.monotonic()
+                await asyncio.to_thread(regions_up, Stack(state_dir), list(per), None,
+                                        lambda _m: None)
+                if restore_services is not None:
+                    await restore_services()
+                res.figures["victim_restart_s"] = round(time.monotonic() - t_back, 1)
+                say(f"{victim}'s Kafka, Cassandra and MirrorMaker 2 back in "
+                    f"{res.figures['victim_restart_s']} s")
+                n_home = len(acks[victim])
+                try:
+                    took = await until(lambda: len(acks[victim]) > n_home + 4,
+                                       f"the camera went home to {victim}")
+                    res.figures["home_again_s"] = round(took, 1)
+                except TimeoutError as exc:
+                    res.problems.append(f"never happened: {exc}")
+            finally:
+                cam.cancel()
+                await up.close(timeout=60)
+                for t in (upload, viewing):
+                    t.cancel()
+                for name, outcome in zip(("camera", "uploader", "viewer"), await asyncio.gather(
+                        cam, upload, viewing, return_exceptions=True), strict=True):
+                    if isinstance(outcome, Exception):  # a probe that died measured nothing
+                        res.problems.append(f"the drill's {name} failed: {outcome!r}")
+            res.figures["acked_chunks"] = len(frames)
+            res.figures["acked_frames"] = sum(frames.values())
+            res.figures["resent_frames"] = up.stats.resent_frames
+            if up.buffered or up.stats.dropped_frames or up.stats.rejected:
+                res.problems.append(f"the camera did not get everything acked: {up.buffered} "
+                                    f"buffered, {up.stats.dropped_frames} dropped, "
+                                    f"{up.stats.rejected} rejected")
+        await stores[victim].start()
         last: dict[str, list[str]] = {}
 
         async def converged() -> bool:

@@ -52,9 +52,8 @@ def recover(bootstrap: str, window_s: float, now: float, topic: str = topics.FRA
             return []
         consumer.assign(assign)
         last: dict[str, Any] = {}
-        # Read each partition up to its end as of now, not to an end-of-partition event: under
-        # live traffic every fetch finds new messages, so that event may never come (a bridge
-        # started beside streaming cameras waited for it forever).
+        # Read each partition up to its end as of now, not until an end-of-partition event:
+        # the scan is bounded by what was there when it began, however fast others write.
         remaining = set(ends)
         while remaining:
             msg = consumer.poll(timeout)

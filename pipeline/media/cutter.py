@@ -335,4 +335,4 @@ class Cutter:
             self.stream_id, parts[0].segment_id, seq_no, cfg, frames, durations, tfdt,
             start, end, first.producer_us, last.producer_us + durations[-1] * _US // ts,
             first.ingest_us, last.ingest_us, first.keyframe, disc, resume, parts,
-            self.discontinuities))
+            self.discontinuities, run_ended))

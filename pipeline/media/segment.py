@@ -132,6 +132,7 @@ class Cut:
     resume: dict[str, Any] = field(repr=False, default_factory=dict)  # cutter snapshot after it
     parts: tuple[PartCut, ...] = ()  # its frames, in the parts already handed out
     discontinuity_count: int = 0  # discontinuities in the stream up to and including this one
+    ends_run: bool = False  # sealed because its run ended (idle, flush or a break), not at a cut
 
     @property
     def ticks(self) -> int:

@@ -20,6 +20,7 @@ import pytest
 from pipeline.auth.tokens import issue
 from pipeline.device.client import ChunkUploader
 from pipeline.device.pattern import encode_loop
+from pipeline.devstack.drill import until
 from pipeline.devstack.mirror import mirrored_topic
 from pipeline.devstack.regions import load_regions, regions_up
 from pipeline.devstack.stack import Stack
@@ -36,15 +37,6 @@ def _seqs(bootstrap: str, since: dict[str, dict[int, int]], sid: str) -> set[int
     """Seqs of ``sid`` in a region's own and mirrored frames topics since the marks."""
     return {decode("FrameChunk", m.value())["seq"]
             for topic, start in since.items() for m in read_since(bootstrap, topic, start, sid)}
-
-
-async def _until(check, what: str, limit: float = 120.0) -> float:
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > limit:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.2)
-    return time.monotonic() - t0
 
 
 async def test_acked_chunks_survive_a_region_outage_in_both_logs(two_regions):
@@ -82,19 +74,19 @@ async def test_acked_chunks_survive_a_region_outage_in_both_logs(two_regions):
                     await asyncio.sleep(1 / 15)
 
             cam = asyncio.create_task(camera())
-            await _until(lambda: len(seen()) >= 30, "dc1 acked 30 chunks")
+            await until(lambda: len(seen()) >= 30, "dc1 acked 30 chunks")
             os.kill(kafka1.pidfile.process().pid, signal.SIGKILL)  # the region goes: its log
             home.kill()  # ... and its bridge
             at_dc1 = {q for _, q, url in acks if url == home.url}
             mirrored = _seqs(dc2.kafka, {topics["dc2"][1]: since["dc2"][topics["dc2"][1]]}, sid)
             n1 = len(seen())
-            await _until(lambda: len(seen()) >= n1 + 30, "dc2 acked 30 more chunks")
+            await until(lambda: len(seen()) >= n1 + 30, "dc2 acked 30 more chunks")
             last1 = max(t for t, _, url in acks if url == home.url)
             first2 = min(t for t, _, url in acks if url == away.url)  # usually a re-sent one
             t_back = time.monotonic()
             regions_up(Stack(two_regions.state_dir), ["dc1", "dc2"], None, say=lambda _m: None)
             home.start()
-            await _until(lambda: up.bridges.current == home.url, "the device went home")
+            await until(lambda: up.bridges.current == home.url, "the device went home")
             cam.cancel()
             await up.close(timeout=60)
             task.cancel()
@@ -104,7 +96,7 @@ async def test_acked_chunks_survive_a_region_outage_in_both_logs(two_regions):
     acked = seen()
     assert up.stats.rejected == 0 and up.stats.dropped_frames == 0
     assert acked == set(range(min(acked), max(acked) + 1))  # no seq lost on the way
-    took = await _until(lambda: acked <= _seqs(dc2.kafka, since["dc2"], sid)
+    took = await until(lambda: acked <= _seqs(dc2.kafka, since["dc2"], sid)
                         and acked <= _seqs(dc1.kafka, since["dc1"], sid),
                         "every acked chunk in both regions' logs", limit=240)
     report("region-outage (log)", failover_s=f"{first2 - last1:.2f}",

@@ -76,6 +76,7 @@ def test_every_frame_in_exactly_one_segment_with_valid_cuts(chunks):
         assert c.frames[-1].dts - c.frames[0].dts < MAX * TIMESCALE
         assert c.segment_id == f"{c.frames[0].chunk_seq:012d}-{c.frames[0].index:04d}"
         assert not c.discontinuity
+        assert c.ends_run == (n + 1 == len(cuts))  # only the flush ends the run
         if n + 1 < len(cuts):
             nxt = cuts[n + 1]
             span = nxt.frames[0].dts - c.frames[0].dts
