@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.devstack.drill import exactly_once
+from pipeline.store.segments import later_copies
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,19 @@ def test_a_segment_missing_frames_of_its_chunks_is_reported():
     frames = {0: 3, 1: 3}
     assert exactly_once(frames, [Seg("a", 0, 1, 5)]) == [
         "segment a holds 5 frames, its chunks 0..1 6"]
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 50), st.integers(0, 50)),
+                max_size=30))
+def test_a_read_keeps_the_later_copy_of_each_segment_whatever_the_order(copies):
+    """``later_copies``: one row per segment id, the one with the latest write (ingest_end),
+    ordered by start time, and the same answer for any order the rows come in."""
+    rows = [SimpleNamespace(segment_id=i, start_time=t, ingest_end=w) for i, t, w in copies]
+    kept = later_copies(rows)
+    assert sorted(r.segment_id for r in kept) == sorted({i for i, _, _ in copies})
+    for r in kept:
+        assert (r.ingest_end, r.start_time) == max((w, t) for i, t, w in copies
+                                                   if i == r.segment_id)
+    assert [r.start_time for r in kept] == sorted(r.start_time for r in kept)
+    assert [(r.segment_id, r.start_time) for r in later_copies(rows[::-1])] == \
+        [(r.segment_id, r.start_time) for r in kept]

@@ -261,9 +261,10 @@ def test_killed_puller_hands_its_camera_to_the_other(system, capsys):
         other = next(n for n in pullers if n != name)
         assert _until(lambda: _owner(settings, group, ack.partition), 30, "owner") == \
             f"camlog-puller-{other}"
+        # before the remove: the survivor may stop the camera before the remove returns
+        sessions0 = end_offsets(settings, "camlog.sessions")
         assert main(["cameras", "remove", cam]) == 0
         assert cam not in list_cameras(settings)
-        sessions0 = end_offsets(settings, "camlog.sessions")
         _until(lambda: any(s["kind"] == "DISCONNECTED" for s in _records(
             settings, "camlog.sessions", sessions0, cam)), 30, "removed camera stopped")
     finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from pipeline.config import Settings
 from pipeline.store.cluster import LOCAL_ONE_PROFILE, Store, aexecute, unavailable
 from pipeline.views.timeindex import day_of, plan_buckets
 
-__all__ = ["MAX_PART_BYTES", "PART_BYTES", "InitRow", "SegmentRow", "SegmentStore"]
+__all__ = ["MAX_PART_BYTES", "PART_BYTES", "InitRow", "SegmentRow", "SegmentStore", "later_copies"]
 
 #: Whole segments written at once (``put_segment``: imports, fixtures) are split into rows of at
 #: most this size (Cassandra likes cells well under 1 MB).
@@ -101,6 +101,21 @@ _INIT_COLS = tuple(f.name for f in dataclasses.fields(InitRow))
 
 def _segment(row: Any) -> SegmentRow:
     return SegmentRow(**{c: getattr(row, c) for c in _SEG_COLS})
+
+
+def later_copies(rows: Iterable[SegmentRow]) -> list[SegmentRow]:
+    """One row per segment id, the later copy's (``ingest_end`` is its write time), in order.
+
+    Two regions that cut one segment from a re-sent GOP and sealed it before either saw the
+    other's seal both wrote an index row, under different start times (each bridge stamps its
+    own). Their ``segment_data`` cells converge on the later copy by LWW; so does this read.
+    """
+    best: dict[str, SegmentRow] = {}
+    for r in rows:
+        kept = best.get(r.segment_id)
+        if kept is None or (r.ingest_end, r.start_time) > (kept.ingest_end, kept.start_time):
+            best[r.segment_id] = r
+    return sorted(best.values(), key=lambda r: (r.start_time, r.segment_id))
 
 
 class SegmentStore(Store):
@@ -274,7 +289,7 @@ class SegmentStore(Store):
         for q in plan_buckets(start_us, end_us, self.max_segment_us):
             rows = await self._rows(self._ps["range_r"], (stream_id, q.day, q.lo, q.hi), fast)
             out += [s for s in map(_segment, rows) if s.end_time > start_us]
-        return out
+        return later_copies(out)
 
     async def latest_segment(self, stream_id: str, now_us: int, days: int | None = None
                              ) -> SegmentRow | None:

@@ -52,6 +52,16 @@ async def test_the_later_copy_of_a_segment_cut_in_two_regions_is_kept(services, 
             assert [(r.segment_id, r.start_time) for r in rows] == [("x", late.start_time)]
             assert await store.segment_bytes(sid, "x") == b"copy2"
             assert (await store.resume_point(sid, "dc1")).start_time == early.start_time
+        # both sealed before either saw the other's seal (each DC's read ran first): two index
+        # rows, and every read still finds the later copy only
+        sid = f"{stream_id}-race"
+        early, late = _row(sid, "x", T0 + 3_000_000, T0 + 100), _row(sid, "x", T0, T0 + 9_000)
+        for row, data in ((early, b"early"), (late, b"later")):
+            await store.put_part(sid, "x", 0, data, row.ingest_end)
+            assert await store.seal_segment(row, region="dc1", check=False)
+        rows = await store.segments_between(sid, T0 - 10_000_000, T0 + 60_000_000)
+        assert [(r.segment_id, r.start_time) for r in rows] == [("x", late.start_time)]
+        assert await store.segment_bytes(sid, "x") == b"later"
     finally:
         await store.close()
 
