@@ -98,6 +98,9 @@ class Segmenter:
         # reading would cut a segment the next owner cuts too (same id, other parts).
         self.closing = False
         self.epoch = 0  # revokes so far: a resume read that straddles one is not kept
+        # Revoked and not assigned again yet. A batch the take buffer yields between the two
+        # still carries the current generation, so only this tells that its events are stale.
+        self.unassigned: set[Hashable] = set()
         _meter.create_observable_gauge(
             "camlog_segmenter_lag", callbacks=[self._observe_lag],
             description="messages behind the partition's high watermark")
@@ -159,6 +162,7 @@ class Segmenter:
             self.lag.update(lag)
         chunks: list[tuple[Delivery, dict]] = []
         bad: list[tuple[Delivery, str]] = []
+        batch = [d for d in batch if d.tp not in self.unassigned]  # re-read after assignment
         for d in batch:
             self.acks.add(d.tp, d.offset, d.event)
             if not ours(d.key, self.prefix):
@@ -258,6 +262,7 @@ class Segmenter:
         landing after that read would make it cut the same segment ids a second time.
         """
         self.epoch += 1  # resume reads under way when this began are not kept
+        self.unassigned |= tps
         tasks = [w.tail for w in self.streams.values()
                  if w.tp in tps and w.tail is not None and not w.tail.done()]
         for sid, work in list(self.streams.items()):
@@ -270,6 +275,11 @@ class Segmenter:
             _, late = await asyncio.wait(tasks, timeout=wait_s)
             for task in late:  # a store outage: stop here; its chunks stay unacked
                 task.cancel()
+
+    def assigned(self, tps: set) -> None:
+        """Partitions assigned to us (again): their events, re-read from the committed offsets
+        under the new generation, are ours to cut."""
+        self.unassigned -= tps
 
     # -- sealing ---------------------------------------------------------------------------
     async def _schedule(self, work: StreamWork, step: Step, key: bytes | None) -> None:
@@ -494,6 +504,10 @@ def register(app: Any, settings: Settings, now: Callable[[], float] = time.time,
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
         await seg.revoke(set(revoked))
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender: Any, assigned: set, **kwargs: Any) -> None:
+        seg.assigned(set(assigned))
 
     @app.on_before_shutdown.connect
     async def _shutdown(*args: Any, **kwargs: Any) -> None:

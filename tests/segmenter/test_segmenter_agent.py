@@ -84,3 +84,39 @@ async def test_batches_ack_after_sealing_and_traces_continue(services, stream_id
         spans = [s for s in _EXPORTER.get_finished_spans() if s.name == "segmenter.batch"]
         assert spans and all(s.context.trace_id == trace_id for s in spans)
         assert all(link.context.trace_id == trace_id for s in spans for link in s.links)
+
+
+async def test_a_batch_between_revoke_and_assignment_is_left_for_the_re_read(services, stream_id):
+    """The take buffer can yield events fetched before a rebalance after the revoke and before
+    the assignment, still under the current generation. Fed, the stream's first chunk (its
+    parameter sets) would be dropped with the revoke and the next one dead-lettered with no codec
+    configuration; left alone, both come again from the committed offset and are cut."""
+    published: list[str] = []
+    acked: list[int] = []
+
+    async def publish(topic, key, value, headers):
+        published.append(topic)
+
+    clock = [1000.0]
+    seg = Segmenter(services, SegmentStore(services), publish, ack=acked.append,
+                    now=lambda: clock[0])
+    await seg.start()
+    frames, cfg = encode_media("H264", n=45, gop=15)
+    recs = chunks(stream_id, frames, cfg, per_chunk=5, t0_us=int(clock[0] * 1e6))
+    batch = [Delivery(TP0, off, stream_id.encode(), encode("FrameChunk", rec), [], off)
+             for off, rec in enumerate(recs)]
+    try:
+        await seg.handle_batch(batch[:1])
+        await seg.revoke({TP0})
+        await seg.handle_batch(batch[1:4])  # stale: fetched before the rebalance
+        assert stream_id not in seg.streams and acked == [] and "camlog.dlq" not in published
+        seg.assigned({TP0})
+        await seg.handle_batch(batch)  # the re-read from the committed offset
+        clock[0] += services.idle_timeout_s + 1
+        await seg.tick()
+        for t in list(seg.inflight):
+            await t
+    finally:
+        await seg.close()
+    assert acked == list(range(len(recs))) and "camlog.dlq" not in published
+    assert published.count("camlog.segments") > 0
