@@ -19,10 +19,12 @@ Rules, in order of precedence:
 
 Within a run decode times never have holes: each segment's tfdt is the previous one's plus its
 duration, so the init plus all media segments of one configuration form one valid file. At a
-discontinuity the next run's decode time moves on by the wall-clock silence before it, so runs
-never overlap in decode time, even when another region cut a run in between (a device that
-moved). Wall-clock start times follow the bridge clock at every discontinuity and the media
-clock in between.
+discontinuity the next run's decode time moves on by the silence before it, so runs never
+overlap in decode time, even when another region cut a run in between (a device that moved).
+The silence is measured on the device's clock (``producer_time``), which stamps a re-sent chunk
+as it stamped the original: the bridge clock would count a re-send's delay as media time, and
+two regions, delayed differently, would overlap by the difference. Wall-clock start times
+follow the bridge clock at every discontinuity and the media clock in between.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Cutter:
         self.decode_end = 0  # tfdt of the next segment
         self.dts_offset: int | None = None  # output dts = dts - offset; None until a run starts
         self.anchor_us = self.anchor_tfdt = self.last_end_us = 0
+        self.last_producer_end_us = 0  # device clock at the end of the last sealed segment
         self.done: tuple[int, int] = (-1, -1)  # last frame sealed or dropped
         self.last_seq: int | None = None  # last chunk seq placed (or deemed placed)
         self.last_dts: int | None = None
@@ -126,6 +129,7 @@ class Cutter:
             "v": _SNAPSHOT_VERSION, "sequence": self.sequence, "decode_end": self.decode_end,
             "dts_offset": self.dts_offset, "anchor_us": self.anchor_us,
             "anchor_tfdt": self.anchor_tfdt, "last_end_us": self.last_end_us,
+            "last_producer_end_us": self.last_producer_end_us,
             "done": list(self.done), "done_complete": self._done_complete,
             "last_dts": self.last_dts, "last_delta": self.last_delta, "session": self.session,
             "config": self.config.to_json() if self.config else None,
@@ -145,6 +149,7 @@ class Cutter:
         self.sequence, self.decode_end = s["sequence"], s["decode_end"]
         self.dts_offset, self.anchor_us = s["dts_offset"], s["anchor_us"]
         self.anchor_tfdt, self.last_end_us = s["anchor_tfdt"], s["last_end_us"]
+        self.last_producer_end_us = s.get("last_producer_end_us", 0)  # absent before 2026-12
         self.done = (s["done"][0], s["done"][1])
         self._done_complete = s["done_complete"]
         # A chunk split by the last seal comes again after a crash: it must look contiguous.
@@ -287,12 +292,15 @@ class Cutter:
             tfdt = prev.decode_time + prev.ticks
         else:
             if self.dts_offset is None:  # a new run: anchor the wall clock on the bridge clock
-                if self.last_end_us and first.wall_us > self.last_end_us:
-                    # and its decode time on it too: the silence before it is time passed, so
-                    # runs never overlap in decode time (a run another region cut meanwhile,
-                    # from the same stored point, fits in between)
-                    self.decode_end += ((first.wall_us - self.last_end_us) * cfg.timescale
-                                        // _US)
+                # and its decode time moves on by the silence before it, so runs never
+                # overlap in decode time (a run another region cut meanwhile, from the same
+                # stored point, fits in between); on the device clock when known
+                if self.last_producer_end_us:
+                    silence = first.producer_us - self.last_producer_end_us
+                else:
+                    silence = first.wall_us - self.last_end_us if self.last_end_us else 0
+                if silence > 0:
+                    self.decode_end += silence * cfg.timescale // _US
                 self.anchor_tfdt = self.decode_end
                 self.anchor_us = max(first.wall_us, self.last_end_us)
             # Decode times never have holes; a drift (e.g. after an idle seal guessed the last
@@ -323,6 +331,7 @@ class Cutter:
         start, end = self._wall(tfdt), self._wall(tfdt + ticks)
         self.decode_end = tfdt + ticks
         self.last_end_us = end
+        self.last_producer_end_us = last.producer_us + durations[-1] * _US // ts
         self.done, self._done_complete = last.id, last.last_in_chunk
         self._resume_planner = None if run_ended else self._last_plan
         seq_no, disc = self.sequence, self.discontinuity
