@@ -95,6 +95,8 @@ class SegmentRow:
         return event
 
 
+#: Write time of an init row is this minus its ``created`` (µs): the earliest write wins.
+FIRST_WINS = 1 << 62
 _SEG_COLS = tuple(f.name for f in dataclasses.fields(SegmentRow))
 _INIT_COLS = tuple(f.name for f in dataclasses.fields(InitRow))
 
@@ -186,9 +188,15 @@ class SegmentStore(Store):
 
     # -- writes ----------------------------------------------------------------------------
     async def put_init(self, row: InitRow) -> None:
-        """Store an init segment (idempotent; same id means same bytes)."""
+        """Store an init segment (idempotent; same id means same bytes).
+
+        Each worker writes it once per life, stamped with the first chunk it saw carry it: a
+        restarted worker or the other region would move ``created`` later. The write time
+        counts down from ``FIRST_WINS`` instead, so the earliest sighting wins everywhere, as a
+        rebuild from the log finds it.
+        """
         await aexecute(self._session, self._ps["init_w"],
-                       [getattr(row, c) for c in _INIT_COLS] + [row.created])
+                       [getattr(row, c) for c in _INIT_COLS] + [FIRST_WINS - row.created])
 
     async def put_segment(self, row: SegmentRow, data: bytes) -> None:
         """Store a media segment: its bytes in parts, then its metadata row, at ``ingest_end``."""

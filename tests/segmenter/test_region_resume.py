@@ -18,7 +18,7 @@ from faust.types import TP
 
 from pipeline.agents.segmenter import Delivery, Segmenter
 from pipeline.events import encode
-from pipeline.store.segments import SegmentRow, SegmentStore
+from pipeline.store.segments import InitRow, SegmentRow, SegmentStore
 from tests.segmenter.media import chunks, ffprobe_frames
 from tests.segmenter.media import encode as encode_media
 
@@ -125,5 +125,18 @@ async def test_a_stream_split_across_regions_is_cut_once_after_the_outage(servic
                 f.flush()
                 pts, _ = ffprobe_frames(f.name)
             assert len(pts) == r.frame_count == 30
+    finally:
+        await store.close()
+
+
+async def test_an_init_segment_keeps_its_earliest_sighting(services, stream_id):
+    """A restarted worker, or the other region, writes the init segment again, stamped with a
+    later chunk: the first sighting's ``created`` stays, as a rebuild from the log finds it."""
+    store = SegmentStore(services)
+    await store.start()
+    try:
+        for created in (T0 + 5_000_000, T0, T0 + 9_000_000):  # any order of writers
+            await store.put_init(InitRow(stream_id, "i", "avc1", 16, 16, b"c", b"d", created))
+        assert (await store.init_segment(stream_id, "i")).created == T0
     finally:
         await store.close()
