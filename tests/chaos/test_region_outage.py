@@ -31,6 +31,18 @@ pytestmark = [pytest.mark.services, pytest.mark.regions, pytest.mark.chaos, pyte
 GROUP = "camlog-drill"
 
 
+def _served_unlike_stored(rs, sid: str, stored: dict[str, bytes], token: str) -> list[str]:
+    """Segment ids whose bytes the region's playback serves unlike what its DC stores."""
+    out = []
+    for seg, data in stored.items():
+        url = f"http://{rs.playback_addr}/v1/streams/{sid}/segments/{seg}.m4s?token={token}"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            served = resp.read()
+        if served != data:
+            out.append(f"{seg}: served {len(served)} B, stored {len(data)} B")
+    return out
+
+
 async def test_region_outage_drill(two_regions, settings, tmp_path: Path):
     names = ["dc1", "dc2"]
     # the regions' state folder is a fresh one, with dev keys of its own (made by dev up)
@@ -68,11 +80,11 @@ async def test_region_outage_drill(two_regions, settings, tmp_path: Path):
                                                     int(end * 1e6))
                 init = {r.init_id: await store.init_segment(res.stream_id, r.init_id)
                         for r in rows}
-                decoded = 0
+                decoded, stored = 0, {}
                 for r in rows:
                     path = tmp_path / f"{rs.region}-{r.segment_id}.mp4"
-                    path.write_bytes(init[r.init_id].data
-                                     + await store.segment_bytes(res.stream_id, r.segment_id))
+                    stored[r.segment_id] = await store.segment_bytes(res.stream_id, r.segment_id)
+                    path.write_bytes(init[r.init_id].data + stored[r.segment_id])
                     n = len(ffprobe_frames(path))
                     assert n == r.frame_count, (rs.region, r.segment_id)
                     decoded += n
@@ -86,7 +98,11 @@ async def test_region_outage_drill(two_regions, settings, tmp_path: Path):
                 body = resp.read().decode()
             assert body.count("#EXTINF") == len(rows) and "#EXT-X-ENDLIST" in body, rs.region
             # and an independent client plays it as one recording, move included
-            assert len(ffprobe_frames(f"{vod}&token={token}")) == f["acked_frames"], rs.region
+            timeline = [(r.segment_id, r.start_time, r.decode_time / r.timescale,
+                         r.duration_us / 1e6, r.discontinuity, r.frame_count, r.ingest_end)
+                        for r in rows]
+            assert len(ffprobe_frames(f"{vod}&token={token}")) == f["acked_frames"], (
+                rs.region, timeline, _served_unlike_stored(rs, res.stream_id, stored, token))
     finally:
         for runner in runners.values():
             runner.stop()
