@@ -100,11 +100,12 @@ def _live(services, tmp_path):
         assert _wait(lambda: (r := device("session_id")) is not None and r.session_id == "s1", 60)
         # viewers' hits two minutes back: windows the live worker closes and writes at once
         # (produced before the frames, so their log time is inside A's rebuild range)
-        minute0 = (t0 // 60_000_000 - 3) * 60_000_000
-        for i in range(40):
+        hits = _hit_times(t0)
+        minute0 = hits[0]
+        for i, at in enumerate(hits):
             p.produce("camlog.playback", key=sid, value=encode("PlaybackEvent", {
                 "event_id": f"{sid}-{i}", "stream_id": sid, "kind": ["MANIFEST", "SEGMENT"][i % 2],
-                "time": minute0 + i * 2_500_000, "viewer": f"v{i % 3}", "status": 200,
+                "time": at, "viewer": f"v{i % 3}", "status": 200,
                 "bytes": 1000 + i, "latency_ms": 1.5, "startup_ms": 300.0 if i == 0 else None,
                 "rebuffers": None, "error": None, "region": "dc1"}))
         assert p.flush(30) == 0
@@ -140,6 +141,12 @@ def _live(services, tmp_path):
         if not os.environ.get("CAMLOG_TEST_KEEP"):
             session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=120)
         session.cluster.shutdown()
+
+
+def _hit_times(t0: int) -> list[int]:
+    """The fixture's 40 viewer hits (µs): 2.5 s apart from three minutes before t0's minute."""
+    minute0 = (t0 // 60_000_000 - 3) * 60_000_000
+    return [minute0 + i * 2_500_000 for i in range(40)]
 
 
 def _camlog(services, *argv: str, keyspace: str | None = None) -> int:
@@ -179,9 +186,7 @@ def test_rebuild_equals_live_then_verify_finds_the_one_corrupted_cell(services, 
         assert "40 playback events" in out.out
         hours = [r for r in session.execute(f"SELECT stream_id, hour FROM {into}.playback_hour")
                  if r.stream_id == sid]  # the rebuilt keyspace holds only this stream
-        # the fixture's 40 viewer hits, 2.5 s apart from three minutes before t0's minute
-        minute0 = (t0 // 60_000_000 - 3) * 60_000_000
-        want = {(minute0 + i * 2_500_000) // 3_600_000_000 * 3_600_000_000 for i in range(40)}
+        want = {at // 3_600_000_000 * 3_600_000_000 for at in _hit_times(t0)}
         assert {r.hour for r in hours} == want, "playback stats rebuilt too (compared by verify)"
         assert "rebuild:" in out.err  # progress line
 
