@@ -109,3 +109,18 @@ def test_event_clock_follows_a_lagging_consumer_then_the_wall_clock():
     assert c.now_us(101.0) == 91_000_000
     c.observe(99_900_000, 100.0 + 10)  # caught up (never ahead of the wall clock)
     assert c.now_us(115.0) == 104_900_000 and c.now_us(200.0) == 189_900_000
+
+
+@given(st.integers(0, 6), st.integers(-50_000, 50_000))
+def test_connected_since_does_not_depend_on_topic_order(at, session_offset):
+    """The session change and its chunks come from two topics: wherever the change falls among
+    the chunks, the session is connected since the earliest of them."""
+    cs = [summarize_chunk(chunk(i, T0 + i * 166_667)) for i in range(6)]
+    up = {"kind": "CONNECTED", "session_id": "a", "time": T0 + session_offset}
+    s = DeviceState("s")
+    for c in cs[:at]:
+        s = on_chunk(s, c)
+    s = on_session(s, up)
+    for c in cs[at:]:
+        s = on_chunk(s, c)
+    assert s.online and s.connected_since == min(T0, T0 + session_offset)

@@ -146,8 +146,9 @@ def on_session(state: DeviceState, change: Mapping[str, Any]) -> DeviceState | N
     kind = change["kind"]
     new = replace(state, session_time=t, last_seen=max(state.last_seen, t))
     if kind in _UP:
-        since = state.connected_since if (state.online and state.session_id ==
-                                          change["session_id"]) else t
+        # the session's chunks may have been applied first (another topic): the earliest wins
+        since = min(state.connected_since, t) if (state.online and state.session_id ==
+                                                  change["session_id"]) else t
         new = replace(new, online=True, session_id=change["session_id"], connected_since=since)
     elif kind in _DOWN:
         new = replace(new, online=False)
@@ -176,7 +177,8 @@ def on_chunk(state: DeviceState, c: ChunkSummary) -> DeviceState | None:
     new_session = c.session_id != state.session_id or not state.online
     return replace(
         state, online=True, session_id=c.session_id,
-        connected_since=c.ingest_time if new_session else state.connected_since,
+        connected_since=c.ingest_time if new_session else min(state.connected_since,
+                                                              c.ingest_time),
         last_seen=max(state.last_seen, c.ingest_time),
         last_frame_producer=c.producer_time, last_frame_ingest=c.ingest_time,
         codec=c.codec or state.codec, width=c.width or state.width,
