@@ -4,6 +4,7 @@ the routes each handler module declares (``routes(ctx)``); shared state lives in
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,13 +15,15 @@ from opentelemetry import metrics, trace
 
 from pipeline.http.problems import problem_response
 from pipeline.playback import api, jwks, media, openapi, pages, playlists
-from pipeline.playback.context import CONTEXT, SERVED, VIEWER, Context, authorize, viewer_id
+from pipeline.playback.context import CONTEXT, KEEP, SERVED, VIEWER, Context, authorize
 from pipeline.playback.errors import Problem
+from pipeline.playback.fastpath import Answer, head_of
 from pipeline.playback.params import check_id
+from pipeline.playback.playlists import TEMPLATE_HEADER
 from pipeline.retry import patiently
 from pipeline.store.cluster import StoreUnavailable
 
-__all__ = ["AccessLogger", "build_app"]
+__all__ = ["AccessLogger", "accounting", "build_app"]
 
 log = logging.getLogger("camlog.playback")
 #: Retry-After (seconds) of a 503 while Cassandra is unreachable (the driver retries every <= 2 s).
@@ -60,15 +63,49 @@ async def problems(request: web.Request, handler: Callable[[web.Request], Awaita
             record_exception=False, set_status_on_exception=False) as span:
         resp = await _problems(request, handler)
         ms = (time.perf_counter() - t0) * 1000
-        if request.get(VIEWER) and len(_recent_viewers) < _VIEWERS_MAX:
-            _recent_viewers[request[VIEWER]] = time.monotonic()
-        if kind := request.get(SERVED):  # one playback event per request a handler served
-            request.app[CONTEXT].record(request.match_info["stream_id"], kind,
-                                        viewer=viewer_id(request), status=resp.status,
-                                        bytes=resp.content_length or 0, latency_ms=ms)
+        ctx = request.app[CONTEXT]
+        kind = request.get(SERVED)  # one playback event per request a handler served
+        _account(ctx, request.match_info.get("stream_id", ""), kind, request.get(VIEWER, ""),
+                 resp.status, resp.content_length or 0, ms, name)
         span.set_attribute("http.response.status_code", resp.status)
-        _latency.record(ms, {"route": name, "status": resp.status // 100 * 100})
+        if kind and resp.status == 200 and ctx.answers is not None and (ttl := request.get(KEEP)):
+            _keep(ctx, request, resp, kind, name, ttl)
         return resp
+
+
+def _account(ctx: Context, stream_id: str, kind: str | None, viewer: str, status: int,
+             nbytes: int, ms: float, route: str) -> None:
+    """What every answered request counts: latency, the viewers gauge, its playback event."""
+    if viewer and len(_recent_viewers) < _VIEWERS_MAX:
+        _recent_viewers[viewer] = time.monotonic()
+    if kind:
+        ctx.record(stream_id, kind, viewer=viewer, status=status, bytes=nbytes, latency_ms=ms)
+    _latency.record(ms, {"route": route, "status": status // 100 * 100})
+
+
+def _keep(ctx: Context, request: web.Request, resp: web.StreamResponse, kind: str, route: str,
+          ttl: float) -> None:
+    """Hand a plain ``GET ...?token=`` 200 answer to the fast path (``fastpath``)."""
+    body = getattr(resp, "body", None)
+    if (request.method != "GET" or not isinstance(body, bytes)
+            or not _PLAIN_QUERY.fullmatch(request.query_string)
+            or "Authorization" in request.headers or TEMPLATE_HEADER in request.headers):
+        return
+    head = head_of(200, "OK", {**resp.headers, **_CORS}, len(body))
+    answer = Answer(request.match_info["stream_id"], request.get(VIEWER, ""), kind, route, head,
+                    body, 0.0)
+    ctx.answers.keep(request.raw_path.encode("latin-1"), answer, ttl)  # type: ignore[union-attr]
+
+
+def accounting(ctx: Context) -> Callable[[Answer, float], None]:
+    """The fast path's accounting of a hit: as ``problems`` accounts a served request."""
+    def account(answer: Answer, ms: float) -> None:
+        _account(ctx, answer.stream_id, answer.kind, answer.viewer, 200, len(answer.body), ms,
+                 answer.route)
+    return account
+
+
+_PLAIN_QUERY = re.compile(r"token=[A-Za-z0-9._~-]{1,4096}")
 
 
 async def _problems(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:

@@ -9,7 +9,7 @@ import signal
 from pipeline.config import Settings
 from pipeline.errors import CliError
 
-__all__ = ["build_context", "register"]
+__all__ = ["build_context", "register", "start"]
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -64,11 +64,8 @@ def build_context(settings: Settings, cache_mb: int | None = None, max_range_s: 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until interrupted."""
-    import logging
+    import uvloop
 
-    from aiohttp import web
-
-    from pipeline.playback.app import AccessLogger, build_app
     from pipeline.telemetry import setup
 
     host, _, port = (args.addr or settings.playback_addr).rpartition(":")
@@ -86,12 +83,59 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     setup("camlog-playback", settings)
     ctx = build_context(settings, args.cache_mb, args.max_range, args.max_clip, not args.no_events)
     try:
-        web.run_app(build_app(ctx), host=host or "127.0.0.1", port=int(port),
-                    access_log=logging.getLogger("camlog.playback.access"),
-                    access_log_class=AccessLogger, reuse_port=args.workers > 1,
-                    print=None if children == [] and args.workers > 1 else print)
+        uvloop.run(_serve(ctx, host or "127.0.0.1", int(port), args.workers > 1,
+                          quiet=children == [] and args.workers > 1))
     finally:
         for pid in children:
             os.kill(pid, signal.SIGTERM)
             os.waitpid(pid, 0)
     return 0
+
+
+async def start(ctx, host: str, port: int, reuse_port: bool = False):
+    """The app listening on ``host:port`` behind the fast path (``fastpath``) when this aiohttp
+    allows it; returns its runner (``cleanup()`` stops it)."""
+    import logging
+
+    from aiohttp import web
+
+    from pipeline.playback import fastpath
+    from pipeline.playback.app import AccessLogger, accounting, build_app
+
+    if fastpath.supported():
+        # a quarter of the in-process cache's budget: kept answers mostly share its bytes
+        ctx.answers = fastpath.Answers(ctx.cache.max_bytes // 4, ctx.grants.allowed,
+                                       accounting(ctx))
+    else:
+        logging.getLogger("camlog.playback").warning(
+            "fast path off: this aiohttp lacks the handler state it reads")
+    runner = web.AppRunner(build_app(ctx), handle_signals=False,
+                           access_log=logging.getLogger("camlog.playback.access"),
+                           access_log_class=AccessLogger)
+    await runner.setup()
+    try:
+        site = (fastpath.FastSite(runner, host, port, ctx.answers, reuse_port=reuse_port)
+                if ctx.answers is not None else web.TCPSite(runner, host, port,
+                                                            reuse_port=reuse_port))
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+async def _serve(ctx, host: str, port: int, reuse_port: bool, quiet: bool) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    import asyncio
+
+    runner = await start(ctx, host, port, reuse_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if not quiet:
+            print(f"camlog playback on http://{host}:{port}", flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()

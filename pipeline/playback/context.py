@@ -23,11 +23,13 @@ from pipeline.playback.source import Source
 if TYPE_CHECKING:
     from pipeline.auth.keys import ViewerKeys
     from pipeline.playback.bridgestatus import BridgeStatus
+    from pipeline.playback.fastpath import Answers
     from pipeline.playback.follow import Follower
     from pipeline.playback.llhls import LLConfig
 
 __all__ = [
     "CONTEXT",
+    "KEEP",
     "SERVED",
     "TOKEN",
     "VIEWER",
@@ -42,6 +44,8 @@ TOKEN: web.RequestKey[str] = web.RequestKey("token", str)
 VIEWER: web.RequestKey[str] = web.RequestKey("viewer", str)
 #: Set by a handler once it served a request: the PlaybackEvent kind the middleware records.
 SERVED: web.RequestKey[str] = web.RequestKey("served", str)
+#: Set by a handler whose 200 answer the fast path may repeat to this very target: for how long.
+KEEP: web.RequestKey[float] = web.RequestKey("keep", float)
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Context:
     #: only); ``ll`` is the configuration every LL playlist uses.
     follower: Follower | None = None
     ll: LLConfig | None = None
+    #: Answers the fast path repeats (``fastpath``), or None when aiohttp answers everything.
+    answers: Answers | None = None
     ready: bool = False
 
     def __post_init__(self) -> None:

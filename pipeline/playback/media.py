@@ -14,7 +14,7 @@ from aiohttp import web
 from pipeline.playback import llhls
 from pipeline.playback.boxes import BoxError
 from pipeline.playback.clip import ClipBuilder, ClipPlan
-from pipeline.playback.context import CONTEXT, SERVED, Context
+from pipeline.playback.context import CONTEXT, KEEP, SERVED, Context
 from pipeline.playback.errors import Problem
 from pipeline.playback.params import check_id, parse_byte_range, parse_range, parse_time
 from pipeline.playback.playlists import load_manifest
@@ -24,6 +24,8 @@ from pipeline.views.timeindex import covering
 __all__ = ["Blob", "load_init", "load_segment", "routes", "send_bytes"]
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: How long the fast path repeats an immutable answer (each hit still checks the token's grant).
+KEEP_IMMUTABLE_S = 60.0
 log = logging.getLogger("camlog.playback.media")
 _NOT_FOUND_TTL = 1.0  # a missing key is remembered briefly so a herd of 404s costs one read
 
@@ -100,7 +102,7 @@ async def segment(request: web.Request) -> web.Response:
     if blob is None:
         raise Problem(404, "segment_not_found", "no such segment (expired or never stored)")
     resp = send_bytes(request, blob, "video/iso.segment", IMMUTABLE)
-    request[SERVED] = "SEGMENT"
+    request[SERVED], request[KEEP] = "SEGMENT", KEEP_IMMUTABLE_S
     return resp
 
 
@@ -139,7 +141,7 @@ async def part(request: web.Request) -> web.Response:
     if blob is None:
         raise Problem(404, "part_not_found", "the part is not in storage (expired?)")
     resp = send_bytes(request, blob, "video/iso.segment", IMMUTABLE)
-    request[SERVED] = "SEGMENT"
+    request[SERVED], request[KEEP] = "SEGMENT", KEEP_IMMUTABLE_S
     return resp
 
 
@@ -158,7 +160,7 @@ async def init(request: web.Request) -> web.Response:
     if blob is None:
         raise Problem(404, "init_not_found", "no such init segment")
     resp = send_bytes(request, blob, "video/mp4", IMMUTABLE)
-    request[SERVED] = "INIT"
+    request[SERVED], request[KEEP] = "INIT", KEEP_IMMUTABLE_S
     return resp
 
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from pipeline.playback import llhls
-from pipeline.playback.context import CONTEXT, SERVED, TOKEN, Context
+from pipeline.playback.context import CONTEXT, KEEP, SERVED, TOKEN, Context
 from pipeline.playback.errors import Problem
 from pipeline.playback.hls import render_live, render_vod
 from pipeline.playback.params import parse_range
@@ -202,6 +202,8 @@ async def live(request: web.Request) -> web.Response:
         resp = _stale(request, view.template, max(0.0, ctx.now() - view.loaded))
     else:
         resp = _respond(request, view.template, f"public, max-age={age}")
+        # the fast path may repeat it for one refresh period (at most that much staler)
+        request[KEEP] = LIVE_REFRESH_S
     request[SERVED] = "MANIFEST"
     return resp
 
