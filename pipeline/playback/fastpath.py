@@ -205,8 +205,7 @@ class FastProtocol(asyncio.Protocol):
                     inner = self._inner
                     inner._next_keepalive_close_time = (
                         inner._loop.time() + inner._keepalive_timeout)
-                    self._transport.write(out[0])
-                    self._transport.write(out[1])
+                    self._transport.writelines(out)  # one send for head and body
                     return
         if self._fast and (data.count(b"\r\n\r\n") != 1 or not data.endswith(b"\r\n\r\n")):
             self._fast = False

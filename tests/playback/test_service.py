@@ -320,3 +320,15 @@ async def test_store_outage_degrades_never_errors(client, source):
     source.down = False
     r = await client.get("/v1/streams/cam-gap/live.m3u8", headers=bearer(tok("cam-*")))
     assert r.status == 200 and "Age" not in r.headers
+
+
+def test_event_ids_are_random_version_4_uuids():
+    import uuid
+
+    from pipeline.playback.events import _uuid4
+
+    ids = [_uuid4() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for u in ids:
+        parsed = uuid.UUID(u)
+        assert str(parsed) == u and parsed.version == 4 and parsed.variant == uuid.RFC_4122
