@@ -15,7 +15,15 @@ from opentelemetry import metrics, trace
 
 from pipeline.http.problems import problem_response
 from pipeline.playback import api, jwks, media, openapi, pages, playlists
-from pipeline.playback.context import CONTEXT, KEEP, SERVED, VIEWER, Context, authorize
+from pipeline.playback.context import (
+    CONTEXT,
+    KEEP,
+    SERVED,
+    VIEWER,
+    Context,
+    authorize,
+    token_in_path,
+)
 from pipeline.playback.errors import Problem
 from pipeline.playback.fastpath import Answer, head_of
 from pipeline.playback.params import check_id
@@ -88,7 +96,8 @@ def _keep(ctx: Context, request: web.Request, resp: web.StreamResponse, kind: st
     """Hand a plain ``GET ...?token=`` 200 answer to the fast path (``fastpath``)."""
     body = getattr(resp, "body", None)
     if (request.method != "GET" or not isinstance(body, bytes)
-            or not _PLAIN_QUERY.fullmatch(request.query_string)
+            or not (_PLAIN_QUERY.fullmatch(request.query_string)
+                    or (not request.query_string and token_in_path(request)))
             or "Authorization" in request.headers or TEMPLATE_HEADER in request.headers):
         return
     head = head_of(200, "OK", {**resp.headers, **_CORS}, len(body))
@@ -167,6 +176,12 @@ _PREFLIGHT = {
 }
 
 
+_STREAMS = "/v1/streams/{stream_id}"
+#: ``/v1/t/<token>/streams/…``: relative URLs in a playlist carry the token with no query, so
+#: every viewer's playlist is the same bytes (an edge or CDN caches one copy, rewrites nothing).
+_IN_PATH = "/v1/t/{token}"
+
+
 async def _cors(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith("/v1/"):
         response.headers.update(_CORS)
@@ -183,7 +198,10 @@ def build_app(ctx: Context) -> web.Application:
     app.on_response_prepare.append(_cors)
     app.router.add_route("OPTIONS", "/v1/{tail:.*}", _preflight)
     for handler in HANDLERS:
-        app.router.add_routes(handler.routes(ctx))
+        for route in handler.routes(ctx):
+            app.router.add_routes([route])
+            if isinstance(route, web.RouteDef) and route.path.startswith(_STREAMS):
+                app.router.add_route(route.method, _IN_PATH + route.path[3:], route.handler)
 
     async def lifecycle(app: web.Application) -> Any:
         await patiently(ctx.source.start, "playback.start", (StoreUnavailable,))

@@ -35,6 +35,7 @@ __all__ = [
     "VIEWER",
     "Context",
     "authorize",
+    "token_in_path",
     "token_of",
     "viewer_id",
 ]
@@ -92,11 +93,17 @@ def viewer_id(request: web.Request) -> str:
 
 
 def token_of(request: web.Request) -> str | None:
-    """The viewer token: ``Authorization: Bearer`` first, else ``?token=`` (for plain players)."""
+    """The viewer token: ``Authorization: Bearer`` first, else the path's ``/v1/t/<token>/``,
+    else ``?token=`` (plain players)."""
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return request.query.get("token")
+    return request.match_info.get("token") or request.query.get("token")
+
+
+def token_in_path(request: web.Request) -> bool:
+    """Whether the request named its token in the path (its playlists then carry none)."""
+    return "token" in request.match_info
 
 
 def authorize(request: web.Request, stream_id: str) -> None:

@@ -42,6 +42,7 @@ __all__ = ["Answer", "Answers", "FastProtocol", "FastSite", "head_of", "parse", 
 log = logging.getLogger("camlog.playback.fastpath")
 
 _TOKEN = re.compile(rb"[A-Za-z0-9._~-]{1,4096}")
+_IN_PATH = re.compile(rb"/v1/t/([^/]{1,4096})/streams/")
 #: Request headers after which the kept answer may not be the right one (lower case).
 _AFFECTS = (b"\nauthorization:", b"\nrange:", b"\nif-", b"\nconnection:", b"\ncontent-length:",
             b"\ntransfer-encoding:", b"\nexpect:", b"\nupgrade:", b"\nx-camlog-")
@@ -49,8 +50,9 @@ _MAX_HEAD = 8192
 
 
 def parse(data: bytes) -> tuple[bytes, str] | None:
-    """``(target, token)`` when ``data`` is exactly one plain ``GET <path>?token=<T>`` HTTP/1.1
-    request head (no other query parameter, no header that changes the answer); else None."""
+    """``(target, token)`` when ``data`` is exactly one plain ``GET <path>?token=<T>`` or ``GET
+    /v1/t/<T>/streams/...`` HTTP/1.1 request head (no other query parameter, no header that
+    changes the answer); else None."""
     if len(data) > _MAX_HEAD or not data.startswith(b"GET /") or not data.endswith(b"\r\n\r\n"):
         return None
     if data.find(b"\r\n\r\n") != len(data) - 4:  # pipelined or a body: aiohttp's
@@ -61,9 +63,13 @@ def parse(data: bytes) -> tuple[bytes, str] | None:
         return None
     target = line[:-9]
     path, sep, query = target.partition(b"?")
-    if not sep or not query.startswith(b"token=") or b" " in path or b"%" in path:
+    if b" " in path or b"%" in path:
         return None
-    token = query[6:]
+    if sep:
+        token = query[6:] if query.startswith(b"token=") else b""
+    else:  # /v1/t/<token>/streams/...
+        m = _IN_PATH.match(path)
+        token = m[1] if m else b""
     if _TOKEN.fullmatch(token) is None:
         return None
     headers = data[eol:].lower()

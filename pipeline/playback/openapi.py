@@ -270,7 +270,24 @@ def build_document() -> dict[str, Any]:
                        "description": "the same viewer token, for players that send no headers"},
     }
     return document("camlog playback", "Playback: HLS, media segments, clips and thumbnails.",
-                    _paths(), _SCHEMAS, schemes)
+                    _in_path(_paths()), _SCHEMAS, schemes)
+
+
+_TOKEN_IN_PATH = param("path", "token", {"type": "string", "pattern": "^[A-Za-z0-9._~-]+$"},
+                       "the viewer token; the playlists under it name none (the same bytes for "
+                       "every viewer, their relative URLs carry it)")
+
+
+def _in_path(paths: dict[str, Any]) -> dict[str, Any]:
+    """Each ``/v1/streams/{stream_id}…`` operation again under ``/v1/t/{token}/``."""
+    out = dict(paths)
+    for path, ops in paths.items():
+        if path.startswith("/v1/streams/{stream_id}"):
+            out["/v1/t/{token}" + path[3:]] = {
+                method: {**op, "operationId": op["operationId"] + "InPath", "security": [],
+                         "parameters": [_TOKEN_IN_PATH, *op["parameters"]]}
+                for method, op in ops.items()}
+    return out
 
 
 async def serve(_request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from pipeline.playback import llhls
-from pipeline.playback.context import CONTEXT, KEEP, SERVED, TOKEN, Context
+from pipeline.playback.context import CONTEXT, KEEP, SERVED, TOKEN, Context, token_in_path
 from pipeline.playback.errors import Problem
 from pipeline.playback.hls import render_live, render_vod
 from pipeline.playback.params import parse_range
@@ -37,6 +37,7 @@ _MARK = "__CAMLOG_TOKEN__"
 #: playlist serves every viewer; the edge writes each viewer's own token into it.
 TEMPLATE_HEADER = "X-Camlog-Token-Template"
 _M3U8 = "application/vnd.apple.mpegurl"
+_IN_QUERY = f"?token={_MARK}"
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,9 @@ STALE_AFTER_S = 1.0
 
 
 def _respond(request: web.Request, template: str, cache_control: str) -> web.Response:
-    if request.headers.get(TEMPLATE_HEADER) == "1":
+    if token_in_path(request):  # relative URLs inherit the token's path: none in the text
+        body = template.replace(_IN_QUERY, "").encode()
+    elif request.headers.get(TEMPLATE_HEADER) == "1":
         body = template.encode()
     else:
         body = template.replace(_MARK, quote(request.get(TOKEN, ""), safe="")).encode()

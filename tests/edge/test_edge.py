@@ -167,6 +167,35 @@ def test_cache_miss_hit_for_any_viewer_and_token_per_viewer(stack):
     assert h["X-Cache-Status"] in ("HIT", "MISS", "REVALIDATED", "EXPIRED", "UPDATING")
 
 
+def test_token_in_the_path_one_copy_for_every_viewer(stack):
+    """``/v1/t/<token>/streams/…``: the playlist names no token (its relative URLs inherit the
+    path), so every viewer gets the same cached bytes, and the media under it the same objects;
+    a bad token in the path still stops at the edge."""
+    edge, sid, keys = stack["edge"], stack["streams"][2], stack["keys"]
+    alice, bob = issue(keys, [sid], 600, time.time()), issue(keys, ["edge-*"], 600, time.time())
+    live = LIVE.format(stream_id=sid)[3:]  # /streams/<sid>/live.m3u8
+    s1, _, b1 = get(f"http://{edge.addr}/v1/t/{alice}{live}")
+    s2, h2, b2 = get(f"http://{edge.addr}/v1/t/{bob}{live}")
+    assert (s1, s2) == (200, 200) and b1.startswith(b"#EXTM3U")
+    assert b"token" not in b1 and alice.encode() not in b1 and b1 == b2
+    assert h2["X-Cache-Status"] in ("HIT", "UPDATING", "EXPIRED", "REVALIDATED")
+    seg = next(u for k, u in uris_of(b1.decode()) if k == "segment")
+    assert "?" not in seg
+    before = counts(stack)
+    m1, hm1, d1 = get(f"http://{edge.addr}/v1/t/{alice}/streams/{sid}/{seg}")
+    m2, hm2, d2 = get(f"http://{edge.addr}/v1/t/{bob}/streams/{sid}/{seg}")
+    assert (m1, m2) == (200, 200) and d1 == d2 and len(d1) > 1000
+    assert (hm1["X-Cache-Status"], hm2["X-Cache-Status"]) == ("MISS", "HIT")
+    assert sum((counts(stack) - before).values()) == 1  # one origin request for both viewers
+    before = counts(stack)
+    for name, (token, status, code) in _bad_tokens(keys, sid).items():
+        if token is None:
+            continue
+        got, _, body = get(f"http://{edge.addr}/v1/t/{token}/streams/{sid}/{seg}")
+        assert (name, got, json.loads(body)["code"]) == (name, status, code)
+    assert counts(stack) == before  # not one of them reached an origin
+
+
 def test_blocking_playlist_key_is_the_delivery_directives_not_the_token(stack):
     edge, sid, keys = stack["edge"], stack["streams"][3], stack["keys"]
     alice, bob = issue(keys, [sid], 600, time.time()), issue(keys, [sid], 600, time.time() - 1)

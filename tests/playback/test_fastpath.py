@@ -220,3 +220,28 @@ async def test_a_hit_never_overtakes_the_answer_aiohttp_owes(box):
         writer.close()
     assert first.endswith(box.source.blobs[("cam-1", "cam-1-0003")])
     assert second.endswith(box.source.blobs[("cam-1", "cam-1-0002")])
+
+
+# -- the token in the path ----------------------------------------------------------------------
+async def test_token_in_the_path_playlists_name_no_token(box):
+    a, b = tok("cam-1"), tok("cam-*", ttl=600)
+    (pa,) = await box.request(get(f"/v1/t/{a}/streams/cam-1/live.m3u8"))
+    (pb,) = await box.request(get(f"/v1/t/{b}/streams/cam-1/live.m3u8"))
+    assert pa.startswith(b"HTTP/1.1 200") and same(pa)[2] == same(pb)[2]  # the same bytes
+    body = same(pa)[2].decode()
+    assert "token" not in body and a not in body and "segments/cam-1-0002.m4s\n" in body
+    seg = f"/v1/t/{a}/streams/cam-1/segments/cam-1-0002.m4s"
+    first, again = (await box.request(get(seg)))[0], (await box.request(get(seg)))[0]
+    assert first.endswith(box.source.blobs[("cam-1", "cam-1-0002")])
+    assert same(again) == same(first) and box.ctx.answers.hits >= 1
+    (bad,) = await box.request(get(f"/v1/t/{tok('cam-9')}/streams/cam-1/live.m3u8"))
+    (forged,) = await box.request(get(f"/v1/t/{a[:-4]}AAAA/streams/cam-1/live.m3u8"))
+    assert bad.startswith(b"HTTP/1.1 403") and forged.startswith(b"HTTP/1.1 401")
+
+
+@given(st.lists(_safe, min_size=1, max_size=4).map("/".join), _token, _harmless)
+def test_parse_takes_the_token_from_the_path(rest, token, headers):
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    target = f"/v1/t/{token}/streams/{rest}"
+    assert parse(f"GET {target} HTTP/1.1\r\n{lines}\r\n".encode()) == (target.encode(), token)
+    assert parse(f"GET {target}?x=1 HTTP/1.1\r\n{lines}\r\n".encode()) is None

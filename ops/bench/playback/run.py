@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3,
                     help="alternate camlog/nginx runs per URL; the median run is reported")
     ap.add_argument("--no-edge", action="store_true", help="skip the camlog edge (nginx + njs)")
+    ap.add_argument("--token-in-path", action="store_true",
+                    help="ask /v1/t/<token>/streams/... instead of ?token= (no per-viewer bytes)")
     ap.add_argument("--profile", type=Path,
                     help="record a py-spy flame graph of the origin per URL into this folder")
     args = ap.parse_args(argv)
@@ -217,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
             env=env, stdout=subprocess.DEVNULL, stderr=log)
     nginx = edge = None
     try:
-        base = f"http://127.0.0.1:{pb_port}/v1/streams/{sid}"
         _wait_ready(f"http://127.0.0.1:{pb_port}/readyz")
-        urls = {"playlist": f"{base}/live.m3u8?token={tok}",
-                "segment": f"{base}/segments/{seg_id}.m4s?token={tok}"}
+        if args.token_in_path:  # /v1/t/<token>/streams/...: the same playlist for every viewer
+            base, q = f"http://127.0.0.1:{pb_port}/v1/t/{tok}/streams/{sid}", ""
+        else:
+            base, q = f"http://127.0.0.1:{pb_port}/v1/streams/{sid}", f"?token={tok}"
+        urls = {"playlist": f"{base}/live.m3u8{q}", "segment": f"{base}/segments/{seg_id}.m4s{q}"}
         www = work / "www"
         www.mkdir()
         for name, url in urls.items():  # the very bytes camlog serves, for nginx to serve
@@ -232,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                   "segment": f"http://127.0.0.1:{ng_port}/seg.m4s"}
         if not args.no_edge:  # the same objects through the edge cache, same run
             edge, edge_urls = _edge(work, f"127.0.0.1:{pb_port}", urls, args.workers, env)
-        results: dict = {"connections": args.connections, "seconds": args.seconds,
+        results: dict = {"token_in_path": args.token_in_path,
+                         "connections": args.connections, "seconds": args.seconds,
                          "workers": args.workers, "segment_bytes": seg_size,
                          "playlist_bytes": (www / "live.m3u8").stat().st_size,
                          "cpus": os.cpu_count(), "load_before": load_before}
