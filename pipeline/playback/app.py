@@ -4,7 +4,6 @@ the routes each handler module declares (``routes(ctx)``); shared state lives in
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,10 +21,10 @@ from pipeline.playback.context import (
     VIEWER,
     Context,
     authorize,
-    token_in_path,
+    in_path,
 )
 from pipeline.playback.errors import Problem
-from pipeline.playback.fastpath import Answer, head_of
+from pipeline.playback.fastpath import Answer, head_of, target_token
 from pipeline.playback.params import check_id
 from pipeline.playback.playlists import TEMPLATE_HEADER
 from pipeline.retry import patiently
@@ -93,11 +92,10 @@ def _account(ctx: Context, stream_id: str, kind: str | None, viewer: str, status
 
 def _keep(ctx: Context, request: web.Request, resp: web.StreamResponse, kind: str, route: str,
           ttl: float) -> None:
-    """Hand a plain ``GET ...?token=`` 200 answer to the fast path (``fastpath``)."""
+    """Hand a 200 answer to a plain GET the fast path can repeat (``fastpath``)."""
     body = getattr(resp, "body", None)
     if (request.method != "GET" or not isinstance(body, bytes)
-            or not (_PLAIN_QUERY.fullmatch(request.query_string)
-                    or (not request.query_string and token_in_path(request)))
+            or target_token(request.raw_path.encode("latin-1")) is None
             or "Authorization" in request.headers or TEMPLATE_HEADER in request.headers):
         return
     head = head_of(200, "OK", {**resp.headers, **_CORS}, len(body))
@@ -112,9 +110,6 @@ def accounting(ctx: Context) -> Callable[[Answer, float], None]:
         _account(ctx, answer.stream_id, answer.kind, answer.viewer, 200, len(answer.body), ms,
                  answer.route)
     return account
-
-
-_PLAIN_QUERY = re.compile(r"token=[A-Za-z0-9._~-]{1,4096}")
 
 
 async def _problems(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
@@ -176,12 +171,6 @@ _PREFLIGHT = {
 }
 
 
-_STREAMS = "/v1/streams/{stream_id}"
-#: ``/v1/t/<token>/streams/…``: relative URLs in a playlist carry the token with no query, so
-#: every viewer's playlist is the same bytes (an edge or CDN caches one copy, rewrites nothing).
-_IN_PATH = "/v1/t/{token}"
-
-
 async def _cors(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith("/v1/"):
         response.headers.update(_CORS)
@@ -200,8 +189,9 @@ def build_app(ctx: Context) -> web.Application:
     for handler in HANDLERS:
         for route in handler.routes(ctx):
             app.router.add_routes([route])
-            if isinstance(route, web.RouteDef) and route.path.startswith(_STREAMS):
-                app.router.add_route(route.method, _IN_PATH + route.path[3:], route.handler)
+            alias = in_path(route.path) if isinstance(route, web.RouteDef) else None
+            if alias is not None:
+                app.router.add_route(route.method, alias, route.handler)
 
     async def lifecycle(app: web.Application) -> Any:
         await patiently(ctx.source.start, "playback.start", (StoreUnavailable,))

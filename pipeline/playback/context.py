@@ -35,6 +35,7 @@ __all__ = [
     "VIEWER",
     "Context",
     "authorize",
+    "in_path",
     "token_in_path",
     "token_of",
     "viewer_id",
@@ -99,6 +100,19 @@ def token_of(request: web.Request) -> str | None:
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     return request.match_info.get("token") or request.query.get("token")
+
+
+#: ``/v1/t/<token>/streams/…``: relative URLs in a playlist carry the token with no query, so
+#: every viewer's playlist is the same bytes (an edge or CDN caches one copy, rewrites nothing).
+_STREAM_ROUTES, _TOKEN_PREFIX = "/v1/streams/{stream_id}", "/v1/t/{token}"
+
+
+def in_path(route: str) -> str | None:
+    """A stream route again with the token in the path (``/v1/streams/{stream_id}…`` →
+    ``/v1/t/{token}/streams/{stream_id}…``); None for any other route."""
+    if route.startswith(_STREAM_ROUTES):
+        return _TOKEN_PREFIX + route.removeprefix("/v1")
+    return None
 
 
 def token_in_path(request: web.Request) -> bool:

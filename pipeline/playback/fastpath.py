@@ -24,7 +24,6 @@ which would cost more than the answer.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from collections import OrderedDict
@@ -37,9 +36,8 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["Answer", "Answers", "FastProtocol", "FastSite", "head_of", "parse", "supported"]
-
-log = logging.getLogger("camlog.playback.fastpath")
+__all__ = ["Answer", "Answers", "FastProtocol", "FastSite", "head_of", "parse", "supported",
+           "target_token"]
 
 _TOKEN = re.compile(rb"[A-Za-z0-9._~-]{1,4096}")
 _IN_PATH = re.compile(rb"/v1/t/([^/]{1,4096})/streams/")
@@ -62,20 +60,28 @@ def parse(data: bytes) -> tuple[bytes, str] | None:
     if not line.endswith(b" HTTP/1.1"):
         return None
     target = line[:-9]
+    token = target_token(target)
+    if token is None:
+        return None
+    headers = data[eol:].lower()
+    if any(h in headers for h in _AFFECTS):
+        return None
+    return target, token
+
+
+def target_token(target: bytes) -> str | None:
+    """The token of a request target whose answer the fast path may keep and repeat:
+    ``<path>?token=<T>`` (no other query parameter) or ``/v1/t/<T>/streams/...`` (no query);
+    no escapes. None for any other target."""
     path, sep, query = target.partition(b"?")
     if b" " in path or b"%" in path:
         return None
     if sep:
         token = query[6:] if query.startswith(b"token=") else b""
-    else:  # /v1/t/<token>/streams/...
+    else:
         m = _IN_PATH.match(path)
         token = m[1] if m else b""
-    if _TOKEN.fullmatch(token) is None:
-        return None
-    headers = data[eol:].lower()
-    if any(h in headers for h in _AFFECTS):
-        return None
-    return target, token.decode("ascii")
+    return token.decode("ascii") if _TOKEN.fullmatch(token) else None
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from pipeline.http.openapi import (
     response,
 )
 from pipeline.http.problems import MEDIA_TYPE
-from pipeline.playback.context import Context
+from pipeline.playback.context import Context, in_path
 from pipeline.playback.params import _ID_RE, MAX_TIME_CHARS
 
 __all__ = ["build_document", "routes", "serve"]
@@ -282,8 +282,8 @@ def _in_path(paths: dict[str, Any]) -> dict[str, Any]:
     """Each ``/v1/streams/{stream_id}…`` operation again under ``/v1/t/{token}/``."""
     out = dict(paths)
     for path, ops in paths.items():
-        if path.startswith("/v1/streams/{stream_id}"):
-            out["/v1/t/{token}" + path[3:]] = {
+        if (alias := in_path(path)) is not None:
+            out[alias] = {
                 method: {**op, "operationId": op["operationId"] + "InPath", "security": [],
                          "parameters": [_TOKEN_IN_PATH, *op["parameters"]]}
                 for method, op in ops.items()}
